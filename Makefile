@@ -1,0 +1,34 @@
+# One venv per checkout; torch is pinned before everything else so pip never pulls a CUDA build.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint bench report clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+demo: install
+	$(PY) -m axondeepsynth.run +experiment=demo
+
+test: install
+	$(PY) -m pytest -q -m "not slow"
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: install
+	$(PY) -m benchmarks
+
+report: install
+	$(PY) -m axondeepsynth.report logs
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,139 @@
+"""LightningDataModules: unpaired L/U tiles for the translator, k-fold tiles for segmentation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from axondeepsynth.config import DataConfig
+from axondeepsynth.data.domain import load_domain
+from axondeepsynth.data.folds import kfold
+from axondeepsynth.data.records import Sample
+from axondeepsynth.data.tiles import (
+    EpochSampler,
+    FixedTiles,
+    PairedTiles,
+    RandomTiles,
+    UnpairedTiles,
+)
+from axondeepsynth.errors import DataError
+
+
+def _split_val(samples: list[Sample], n_val: int) -> tuple[list[Sample], list[Sample]]:
+    """Hold the last `n_val` images out (all kept for training when there are too few)."""
+    if n_val <= 0 or len(samples) <= n_val:
+        return samples, samples[-max(n_val, 1) :]
+    return samples[:-n_val], samples[-n_val:]
+
+
+class _TileDataModule(pl.LightningDataModule):
+    def __init__(self, cfg: DataConfig, seed: int, cache_dir: Path | None = None) -> None:
+        super().__init__()
+        self.cfg, self.seed = cfg, seed
+        self.cache_dir = cache_dir if cfg.cache == "mmap" else None
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+
+    def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
+        workers = self.cfg.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=self.cfg.batch_size,
+            sampler=EpochSampler(len(dataset)) if train else None,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            drop_last=train,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, train=False)
+
+
+class TranslationDataModule(_TileDataModule):
+    """Unpaired tiles of L and U, each domain drawn by its own seeded stream."""
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        c = self.cfg
+        self.l_samples = load_domain(c.labeled, c.target_pixel_size, "L", self.cache_dir)
+        self.u_samples = load_domain(c.unlabeled, c.target_pixel_size, "U", self.cache_dir)
+        (l_train, l_val), (u_train, u_val) = (
+            _split_val(s, c.val_images) for s in (self.l_samples, self.u_samples)
+        )
+        tiles = dict(
+            tile=c.tile_size,
+            length=c.tiles_per_epoch,
+            seed=self.seed,
+            geometric=c.geometric_aug,
+            intensity=False,
+        )
+        self.train_set = UnpairedTiles(
+            RandomTiles(l_train, stream=0, **tiles), RandomTiles(u_train, stream=1, **tiles)
+        )
+        self.val_set = PairedTiles(
+            FixedTiles(l_val, c.tile_size, c.val_tiles_per_image),
+            FixedTiles(u_val, c.tile_size, c.val_tiles_per_image),
+        )
+
+
+class SegmentationDataModule(_TileDataModule):
+    """Labelled tiles of one domain with a k-fold split by subject, recorded in `split_file`."""
+
+    def __init__(
+        self,
+        cfg: DataConfig,
+        seed: int,
+        fold: int,
+        k: int = 5,
+        samples: list[Sample] | None = None,
+        split_file: Path | None = None,
+        cache_dir: Path | None = None,
+    ) -> None:
+        super().__init__(cfg, seed, cache_dir)
+        self.fold, self.k, self.samples, self.split_file = fold, k, samples, split_file
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        c = self.cfg
+        if self.samples is None:
+            self.samples = load_domain(
+                c.labeled, c.target_pixel_size, "L", self.cache_dir, need_labels=True
+            )
+        if not 0 <= self.fold < self.k:
+            raise DataError(c.labeled.root, f"fold {self.fold} out of range for k={self.k}")
+        train_idx, val_idx = kfold([s.subject for s in self.samples], self.k, self.seed)[self.fold]
+        self.train_samples = [self.samples[i] for i in train_idx]
+        self.val_samples = [self.samples[i] for i in val_idx]
+        if self.split_file is not None:
+            self.split_file.parent.mkdir(parents=True, exist_ok=True)
+            self.split_file.write_text(
+                json.dumps(
+                    {
+                        "fold": self.fold,
+                        "k": self.k,
+                        "seed": self.seed,
+                        "train": [s.name for s in self.train_samples],
+                        "val": [s.name for s in self.val_samples],
+                    },
+                    indent=2,
+                )
+            )
+        self.train_set = RandomTiles(
+            self.train_samples,
+            c.tile_size,
+            c.tiles_per_epoch,
+            self.seed,
+            geometric=c.geometric_aug,
+            intensity=c.intensity_aug,
+        )
+        self.val_set = FixedTiles(self.val_samples, c.tile_size, c.val_tiles_per_image)

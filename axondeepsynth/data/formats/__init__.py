@@ -1,0 +1,41 @@
+"""Dataset layouts at the edge: BIDS microscopy, AxonDeepSeg folders, nnU-Net raw."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from axondeepsynth.data.formats import axondeepseg, bids, nnunet
+from axondeepsynth.data.records import DatasetIndex, Problem
+from axondeepsynth.errors import DataError
+
+
+def detect_layout(root: Path) -> str:
+    """Name the layout of a dataset root."""
+    if (root / "dataset.json").is_file() and (root / "imagesTr").is_dir():
+        return "nnunet"
+    if (root / "dataset_description.json").is_file() or any(root.glob("sub-*")):
+        return "bids"
+    return "axondeepseg"
+
+
+def scan(root: Path | str, modality: str | None = None) -> DatasetIndex:
+    """Index every image under `root`, whatever its layout; problems are collected, not raised."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(
+            root,
+            "dataset root is not a folder",
+            "point the domain's `root` at a BIDS, AxonDeepSeg or nnU-Net raw dataset",
+        )
+    layout = detect_layout(root)
+    reader = {"bids": bids.scan, "axondeepseg": axondeepseg.scan, "nnunet": nnunet.scan}[layout]
+    index = reader(root, modality)
+    names = [r.name for r in index.records]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        paths = ", ".join(str(r.image) for r in index.records if r.name == name)
+        index.problems.append(
+            Problem(
+                root, f"duplicate sample name '{name}' ({paths})", "give each sample a unique name"
+            )
+        )
+    return index

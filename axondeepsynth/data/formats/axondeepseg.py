@@ -1,0 +1,69 @@
+"""AxonDeepSeg folders: `<name>.png` + `pixel_size_in_micrometer.txt` + `<name>_seg-*.png`.
+
+The root may be one such folder or contain many (one image per folder, or several sharing the
+folder's pixel size file).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from axondeepsynth.data.images import IMAGE_SUFFIXES
+from axondeepsynth.data.records import DatasetIndex, ImageRecord, Problem
+
+PIXEL_SIZE_FILE = "pixel_size_in_micrometer.txt"
+_KINDS = ("axonmyelin", "axon", "myelin")
+
+
+def _pixel_size(folder: Path) -> tuple[float | None, Problem | None]:
+    path = folder / PIXEL_SIZE_FILE
+    if not path.is_file():
+        return None, Problem(
+            folder,
+            f"no {PIXEL_SIZE_FILE}",
+            f"write the pixel size in µm into {path} or pass `pixel_size=`",
+        )
+    try:
+        value = float(path.read_text().split()[0])
+    except (ValueError, IndexError):
+        return None, Problem(
+            path,
+            f"cannot read a number from '{path.read_text()[:40]}'",
+            "write a single pixel size in µm, e.g. 0.1",
+        )
+    if value <= 0:
+        return None, Problem(path, f"pixel size {value} is not positive", "write it in µm")
+    return value, None
+
+
+def scan(root: Path, modality: str | None = None) -> DatasetIndex:
+    """Index AxonDeepSeg-style folders under `root`."""
+    index = DatasetIndex(root, "axondeepseg", [])
+    images = [
+        p
+        for p in sorted(root.rglob("*"))
+        if p.suffix.lower() in IMAGE_SUFFIXES
+        and "_seg-" not in p.stem
+        and not p.name.startswith(".")
+    ]
+    for folder in sorted({p.parent for p in images}):
+        pixel_size, problem = _pixel_size(folder)
+        if problem:
+            index.problems.append(problem)
+        for image in (p for p in images if p.parent == folder):
+            labels = {k: image.with_name(f"{image.stem}_seg-{k}.png") for k in _KINDS}
+            rel = image.relative_to(root)
+            name = "_".join([*rel.parent.parts, image.stem]) if rel.parent.parts else image.stem
+            index.records.append(
+                ImageRecord(
+                    image=image,
+                    name=name,
+                    subject=rel.parts[0] if len(rel.parts) > 1 else name,
+                    layout="axondeepseg",
+                    modality=modality,
+                    pixel_size=pixel_size,
+                    pixel_size_from=str(folder / PIXEL_SIZE_FILE),
+                    labels={k: p for k, p in labels.items() if p.is_file()},
+                )
+            )
+    return index

@@ -1,0 +1,86 @@
+"""nnU-Net v2 raw datasets: `imagesTr/<case>_0000.png`, `labelsTr/<case>.png`, `dataset.json`.
+
+PNG carries no pixel size, so the writer records it per case under `pixel_size_um` in
+`dataset.json` (nnU-Net ignores unknown keys) and the reader takes it from there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from axondeepsynth.data import images
+from axondeepsynth.data.labels import AXON, CLASS_NAMES, MYELIN
+from axondeepsynth.data.records import DatasetIndex, ImageRecord, Problem, Sample
+
+LABELS = {"background": 0, "myelin": MYELIN, "axon": AXON}
+
+
+def scan(root: Path, modality: str | None = None) -> DatasetIndex:
+    """Index an nnU-Net raw dataset (training and test images)."""
+    index = DatasetIndex(root, "nnunet", [])
+    meta_path = root / "dataset.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        index.problems.append(
+            Problem(meta_path, f"unreadable dataset.json ({err})", "fix its JSON syntax")
+        )
+        return index
+    names = {v: k for k, v in meta.get("labels", {}).items()}
+    unknown = [n for n in names.values() if n not in LABELS]
+    if unknown:
+        index.problems.append(
+            Problem(
+                meta_path,
+                f"labels {unknown} are not background/myelin/axon",
+                "name the classes 'background', 'myelin' and 'axon'",
+            )
+        )
+    value_to_class = {v: LABELS[n] for v, n in names.items() if n in LABELS}
+    sizes = meta.get("pixel_size_um", {})
+    for folder in ("imagesTr", "imagesTs"):
+        for image in sorted((root / folder).glob("*_0000.*")):
+            case = image.name.split(".")[0][: -len("_0000")]
+            label = root / "labelsTr" / f"{case}{meta.get('file_ending', '.png')}"
+            index.records.append(
+                ImageRecord(
+                    image=image,
+                    name=case,
+                    subject=case,
+                    layout="nnunet",
+                    modality=modality,
+                    pixel_size=sizes.get(case),
+                    pixel_size_from=f"{meta_path} pixel_size_um.{case}",
+                    labels={"index": label} if label.is_file() else {},
+                    index_labels=value_to_class,
+                )
+            )
+    return index
+
+
+def write(samples: Iterable[Sample], root: Path, name: str) -> Path:
+    """Write samples as an nnU-Net raw dataset (labelled ones to Tr, the rest to Ts)."""
+    root.mkdir(parents=True, exist_ok=True)
+    sizes, n_train = {}, 0
+    for sample in samples:
+        labelled = sample.labels is not None
+        images.write_png(
+            root / ("imagesTr" if labelled else "imagesTs") / f"{sample.name}_0000.png",
+            sample.image,
+        )
+        if labelled:
+            images.write_png(root / "labelsTr" / f"{sample.name}.png", sample.labels)
+            n_train += 1
+        sizes[sample.name] = sample.pixel_size
+    meta = {
+        "name": name,
+        "channel_names": {"0": "microscopy"},
+        "labels": {CLASS_NAMES[v]: v for v in sorted(CLASS_NAMES)},
+        "numTraining": n_train,
+        "file_ending": ".png",
+        "pixel_size_um": sizes,
+    }
+    images.write_text(root / "dataset.json", json.dumps(meta, indent=2))
+    return root

@@ -1,0 +1,149 @@
+"""Image and mask files <-> arrays: the only module that touches pixel files.
+
+Images become float32 gray arrays in [0, 1]; masks stay raw uint8 so that label conventions
+(`labels.py`) decide how to threshold them. Writes are atomic (temporary name, then rename).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tifffile
+
+from axondeepsynth.errors import DataError
+
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
+_TIFF = (".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the file held before conversion to float gray."""
+
+    height: int
+    width: int
+    dtype: str
+    channels: int
+
+
+def _decode(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise DataError(path, "file not found", "check the dataset root and file name")
+    if path.stat().st_size == 0:
+        raise DataError(path, "file is empty (0 bytes)", "re-export or remove this file")
+    try:
+        if path.suffix.lower() in _TIFF:
+            array = tifffile.imread(path)
+        else:
+            array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    except Exception as err:  # tifffile raises many types for corrupt files
+        raise DataError(
+            path, f"cannot decode image ({err})", "re-export it as PNG or TIFF"
+        ) from err
+    if array is None or array.size == 0:
+        raise DataError(
+            path,
+            "cannot decode image (corrupt, truncated or not an image)",
+            "re-export it as 8/16-bit PNG or TIFF",
+        )
+    return np.asarray(array)
+
+
+def _to_gray(array: np.ndarray, path: Path, bgr: bool) -> np.ndarray:
+    if array.ndim == 2:
+        return array
+    if array.ndim == 3 and array.shape[-1] in (3, 4):
+        rgb = array[..., :3].astype(np.float32)
+        weights = np.array([0.114, 0.587, 0.299] if bgr else [0.299, 0.587, 0.114], np.float32)
+        return rgb @ weights
+    if array.ndim == 3 and array.shape[0] in (3, 4) and not bgr:  # planar TIFF
+        return _to_gray(np.moveaxis(array, 0, -1), path, bgr)
+    raise DataError(
+        path,
+        f"unsupported image shape {array.shape}",
+        "give one 2-D grayscale or RGB(A) plane per file",
+    )
+
+
+def info(path: Path) -> ImageInfo:
+    """Size, dtype and channel count of an image file (decodes it)."""
+    array = _decode(Path(path))
+    channels = 1 if array.ndim == 2 else min(array.shape[-1], array.shape[0])
+    return ImageInfo(array.shape[0], array.shape[1], str(array.dtype), channels)
+
+
+def read_image(path: Path | str) -> np.ndarray:
+    """Read a grayscale/RGB(A) PNG or TIFF as float32 gray in [0, 1].
+
+    8-bit images are divided by 255; deeper or float images are stretched between their 0.5 and
+    99.5 percentiles, since 12/16-bit microscopes rarely fill their range.
+    """
+    path = Path(path)
+    raw = _decode(path)
+    gray = _to_gray(raw, path, bgr=path.suffix.lower() not in _TIFF)
+    if gray.ndim != 2 or min(gray.shape) < 1:
+        raise DataError(path, f"unsupported image shape {raw.shape}", "give a 2-D image")
+    if raw.dtype == np.uint8:
+        return (gray / 255.0).astype(np.float32)
+    gray = gray.astype(np.float32)
+    if not np.isfinite(gray).all():
+        raise DataError(path, "image has NaN or infinite pixels", "replace them before use")
+    lo, hi = np.percentile(gray, [0.5, 99.5])
+    if hi <= lo:
+        lo, hi = float(gray.min()), float(gray.max())
+    if hi <= lo:
+        return np.zeros_like(gray)
+    return np.clip((gray - lo) / (hi - lo), 0.0, 1.0)
+
+
+def read_mask(path: Path | str) -> np.ndarray:
+    """Read a mask as raw uint8 gray (0..255); 16-bit masks are scaled down."""
+    path = Path(path)
+    raw = _decode(path)
+    gray = _to_gray(raw, path, bgr=path.suffix.lower() not in _TIFF)
+    if raw.dtype == np.uint16:
+        gray = gray / 257.0
+    return np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+
+
+def atomic_path(path: Path) -> Path:
+    """A temporary sibling of `path`, to be renamed onto it once fully written."""
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent
+    )
+    os.close(fd)
+    return Path(tmp)
+
+
+def write_png(path: Path | str, array: np.ndarray) -> Path:
+    """Atomically write a uint8 array (or float in [0, 1]) as a grayscale PNG."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if array.dtype != np.uint8:
+        array = np.clip(np.rint(np.asarray(array, np.float32) * 255.0), 0, 255).astype(np.uint8)
+    tmp = atomic_path(path)
+    try:
+        if not cv2.imwrite(str(tmp), array):
+            raise DataError(path, "could not write PNG", "check free space and permissions")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_text(path: Path | str, text: str) -> Path:
+    """Atomically write a text file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = atomic_path(path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

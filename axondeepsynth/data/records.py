@@ -1,0 +1,117 @@
+"""The internal representation every reader produces and every later stage consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from axondeepsynth.data import images
+from axondeepsynth.data import labels as lbl
+from axondeepsynth.errors import DataError
+
+LABEL_KINDS = ("axon", "myelin", "axonmyelin", "index")
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image file found on disk, with what is known about it before decoding."""
+
+    image: Path
+    name: str  # unique within a dataset; output files are named after it
+    subject: str  # the unit folds are split by
+    layout: str  # "bids" | "axondeepseg" | "nnunet"
+    modality: str | None = None
+    pixel_size: float | None = None  # µm per pixel
+    pixel_size_from: str = ""  # the file it came from, or where it was looked for
+    labels: dict[str, Path] = field(default_factory=dict)  # LABEL_KINDS -> mask file
+    index_labels: dict[int, int] = field(default_factory=dict)  # 'index' mask value -> class
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong with a dataset, found without stopping the scan."""
+
+    path: Path
+    problem: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.problem}" + (f" (fix: {self.fix})" if self.fix else "")
+
+
+@dataclass
+class DatasetIndex:
+    """All images of one dataset root and the problems met while indexing it."""
+
+    root: Path
+    layout: str
+    records: list[ImageRecord]
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A decoded image: float32 gray in [0, 1], its pixel size and optional label map."""
+
+    name: str
+    subject: str
+    image: np.ndarray
+    pixel_size: float
+    labels: np.ndarray | None
+    source: Path
+
+
+def read_labels(record: ImageRecord) -> np.ndarray | None:
+    """Decode a record's masks into one label map (0 background, 1 myelin, 2 axon)."""
+    paths = record.labels
+    if "axonmyelin" in paths:
+        return lbl.from_axonmyelin(images.read_mask(paths["axonmyelin"]))
+    if "index" in paths:
+        raw = images.read_mask(paths["index"])
+        unknown = set(np.unique(raw).tolist()) - set(record.index_labels)
+        if unknown:
+            raise DataError(
+                paths["index"],
+                f"label values {sorted(unknown)} are not declared",
+                "declare them in dataset.json 'labels' or fix the mask",
+            )
+        lut = np.zeros(256, np.uint8)
+        for value, cls in record.index_labels.items():
+            lut[value] = cls
+        return lut[raw]
+    if "axon" in paths or "myelin" in paths:
+        axon = images.read_mask(paths["axon"]) if "axon" in paths else None
+        myelin = images.read_mask(paths["myelin"]) if "myelin" in paths else None
+        if axon is not None and myelin is not None and axon.shape != myelin.shape:
+            raise DataError(
+                paths["myelin"],
+                f"mask is {myelin.shape}, axon mask {axon.shape}",
+                "re-export both masks from the same image",
+            )
+        return lbl.from_masks(axon, myelin)
+    return None
+
+
+def load_sample(record: ImageRecord, pixel_size: float | None = None) -> Sample:
+    """Decode a record; `pixel_size` (µm) replaces a missing one from the dataset."""
+    ps = record.pixel_size if record.pixel_size is not None else pixel_size
+    if ps is None:
+        raise DataError(
+            record.image,
+            f"no pixel size (looked in {record.pixel_size_from})",
+            "add it there, or pass the domain's `pixel_size=<µm>` (or `scale=<factor>`) "
+            "in the config",
+        )
+    image = images.read_image(record.image)
+    label_map = read_labels(record)
+    if label_map is not None and label_map.shape != image.shape:
+        mask = next(iter(record.labels.values()))
+        raise DataError(
+            mask,
+            f"mask is {label_map.shape[1]}x{label_map.shape[0]} px but its "
+            f"image is {image.shape[1]}x{image.shape[0]} px",
+            f"re-export the mask at the size of {record.image.name}",
+        )
+    return Sample(record.name, record.subject, image, float(ps), label_map, record.image)

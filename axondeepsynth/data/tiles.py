@@ -1,0 +1,148 @@
+"""Tile datasets: seeded random crops for training, fixed tiles for validation.
+
+A training item's randomness (which image, where, which flip) comes only from
+`(seed, stream, index)`, so runs are reproducible with any number of workers or ranks and a
+resumed run draws the same tiles. `EpochSampler` hands out fresh global indices every epoch and
+splits them across DDP ranks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import albumentations as A
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import Dataset, Sampler
+
+from axondeepsynth.data.records import Sample
+
+
+def augmentation(tile: int, geometric: bool, intensity: bool) -> A.Compose:
+    """Random crop plus optional flips/rot90 and brightness/contrast/gamma jitter."""
+    steps: list = [A.PadIfNeeded(tile, tile, border_mode=4), A.RandomCrop(tile, tile)]
+    if geometric:
+        steps += [A.HorizontalFlip(), A.VerticalFlip(), A.RandomRotate90()]
+    if intensity:
+        steps += [A.RandomBrightnessContrast(0.15, 0.15, p=0.5), A.RandomGamma((80, 120), p=0.3)]
+    return A.Compose(steps)
+
+
+def to_item(image: np.ndarray, labels: np.ndarray | None) -> dict[str, torch.Tensor]:
+    item = {"image": torch.from_numpy(np.ascontiguousarray(image, np.float32))[None]}
+    if labels is not None:
+        item["labels"] = torch.from_numpy(np.ascontiguousarray(labels)).long()
+    return item
+
+
+class RandomTiles(Dataset):
+    """Random tiles of a domain's images; images are drawn in proportion to their area."""
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        tile: int,
+        length: int,
+        seed: int,
+        stream: int = 0,
+        geometric: bool = True,
+        intensity: bool = False,
+    ) -> None:
+        if not samples:
+            raise ValueError("RandomTiles needs at least one image")
+        self.samples, self.length, self.seed, self.stream = samples, length, seed, stream
+        area = np.array([s.image.size for s in samples], np.float64)
+        self.p = area / area.sum()
+        self.transform = augmentation(tile, geometric, intensity)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.stream, index])
+        sample = self.samples[rng.choice(len(self.samples), p=self.p)]
+        self.transform.set_random_seed(int(rng.integers(2**31)))
+        if sample.labels is None:
+            return to_item(self.transform(image=sample.image)["image"], None)
+        out = self.transform(image=sample.image, mask=sample.labels)
+        return to_item(out["image"], out["mask"])
+
+
+class UnpairedTiles(Dataset):
+    """Independent random tiles of domain L (`x_l`) and domain U (`x_u`)."""
+
+    def __init__(self, l_tiles: RandomTiles, u_tiles: RandomTiles) -> None:
+        self.l_tiles, self.u_tiles = l_tiles, u_tiles
+
+    def __len__(self) -> int:
+        return len(self.l_tiles)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"x_l": self.l_tiles[index]["image"], "x_u": self.u_tiles[index]["image"]}
+
+
+class FixedTiles(Dataset):
+    """Deterministic non-overlapping tiles (at most `per_image` each), for validation."""
+
+    def __init__(self, samples: Sequence[Sample], tile: int, per_image: int = 4) -> None:
+        pad = A.PadIfNeeded(tile, tile, border_mode=4)
+        self.items = []
+        for s in samples:
+            image, labels = s.image, s.labels
+            if min(image.shape) < tile:
+                out = pad(image=image, **({"mask": labels} if labels is not None else {}))
+                image, labels = out["image"], out.get("mask")
+            h, w = image.shape
+            corners = [
+                (y, x) for y in range(0, h - tile + 1, tile) for x in range(0, w - tile + 1, tile)
+            ][:per_image]
+            for y, x in corners:
+                crop = labels[y : y + tile, x : x + tile] if labels is not None else None
+                self.items.append(to_item(image[y : y + tile, x : x + tile], crop))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.items[index]
+
+
+class PairedTiles(Dataset):
+    """Validation pairs of L and U tiles (cycled to the longer list); `paired` when aligned."""
+
+    def __init__(self, l_tiles: FixedTiles, u_tiles: FixedTiles) -> None:
+        self.l_tiles, self.u_tiles = l_tiles, u_tiles
+
+    def __len__(self) -> int:
+        return max(len(self.l_tiles), len(self.u_tiles))
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {
+            "x_l": self.l_tiles[index % len(self.l_tiles)]["image"],
+            "x_u": self.u_tiles[index % len(self.u_tiles)]["image"],
+        }
+
+
+class EpochSampler(Sampler[int]):
+    """Global indices `epoch * length + i`, strided across DDP ranks; Lightning sets the epoch."""
+
+    def __init__(self, length: int) -> None:
+        self.length, self.epoch = length, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _rank(self) -> tuple[int, int]:
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
+    def __len__(self) -> int:
+        rank, world = self._rank()
+        return len(range(rank, self.length, world))
+
+    def __iter__(self) -> Iterator[int]:
+        rank, world = self._rank()
+        base = self.epoch * self.length
+        return iter(range(base + rank, base + self.length, world))

@@ -1,0 +1,25 @@
+"""User-facing errors: each names the file at fault and how to fix it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class AxonDeepSynthError(Exception):
+    """An error the user can fix; entry points print it without a traceback."""
+
+
+class DataError(AxonDeepSynthError):
+    """A dataset file is missing, unreadable or inconsistent."""
+
+    def __init__(self, path: Path | str, problem: str, fix: str = "") -> None:
+        self.path, self.problem, self.fix = Path(path), problem, fix
+        super().__init__(f"{path}: {problem}" + (f"\n  fix: {fix}" if fix else ""))
+
+
+class ConfigError(AxonDeepSynthError):
+    """A configuration value is missing or out of range."""
+
+    def __init__(self, key: str, problem: str, fix: str = "") -> None:
+        self.key = key
+        super().__init__(f"config '{key}': {problem}" + (f"\n  fix: {fix}" if fix else ""))

@@ -1,0 +1,1 @@
+"""SynDiff networks: NCSN++ diffusive generator, ResNet generator, discriminators."""

@@ -1,0 +1,40 @@
+"""nnU-Net's segmentation loss: cross-entropy plus soft Dice, optionally deeply supervised."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def soft_dice(logits: Tensor, labels: Tensor, smooth: float = 1e-5) -> Tensor:
+    """Batch soft Dice of the foreground classes: sums over batch and pixels, mean over classes.
+
+    `logits` [B, C, H, W], `labels` [B, H, W] int64 in [0, C); class 0 is background.
+    """
+    probs = logits.float().softmax(dim=1)[:, 1:]
+    onehot = F.one_hot(labels, logits.shape[1]).permute(0, 3, 1, 2)[:, 1:].to(probs.dtype)
+    dims = (0, 2, 3)
+    intersect = (probs * onehot).sum(dims)
+    total = probs.sum(dims) + onehot.sum(dims)
+    return ((2 * intersect + smooth) / (total + smooth).clamp_min(1e-8)).mean()
+
+
+def dice_ce_loss(logits: Tensor, labels: Tensor, smooth: float = 1e-5) -> Tensor:
+    """`CE + (1 - soft Dice)`: 0 for a perfect, confident prediction."""
+    return F.cross_entropy(logits.float(), labels) + 1 - soft_dice(logits, labels, smooth)
+
+
+def deep_supervision_loss(outputs: Tensor | list[Tensor], labels: Tensor) -> Tensor:
+    """`dice_ce_loss` of each scale's logits (full resolution first), weighted `1 / 2**i`.
+
+    Weights are normalised to sum to 1; labels are downsampled to each scale by nearest
+    neighbour. A single tensor is just `dice_ce_loss`.
+    """
+    if isinstance(outputs, Tensor):
+        return dice_ce_loss(outputs, labels)
+    weights = [0.5**i for i in range(len(outputs))]
+    total = 0.0
+    for w, logits in zip(weights, outputs, strict=True):
+        target = F.interpolate(labels[:, None].float(), size=logits.shape[-2:], mode="nearest")
+        total = total + w * dice_ce_loss(logits, target[:, 0].long())
+    return total / sum(weights)

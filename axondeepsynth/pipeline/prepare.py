@@ -1,0 +1,78 @@
+"""Stage `prepare`: render/index both domains, decode them once and record what was read."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from axondeepsynth.config import Config
+from axondeepsynth.data import images
+from axondeepsynth.data.domain import load_domain
+from axondeepsynth.data.labels import to_axonmyelin
+from axondeepsynth.data.records import Sample
+
+log = logging.getLogger(__name__)
+
+
+def _describe(samples: list[Sample]) -> dict:
+    return {
+        "n_images": len(samples),
+        "n_labelled": sum(s.labels is not None for s in samples),
+        "subjects": sorted({s.subject for s in samples}),
+        "images": [
+            {
+                "name": s.name,
+                "source": str(s.source),
+                "height": s.image.shape[0],
+                "width": s.image.shape[1],
+                "pixel_size_um": s.pixel_size,
+                "labelled": s.labels is not None,
+            }
+            for s in samples
+        ],
+    }
+
+
+def preview(samples: dict[str, list[Sample]], path: Path, size: int = 192) -> Path:
+    """Save a montage: one row per domain, the first images and (if any) their label maps."""
+    rows = []
+    for domain in samples.values():
+        tiles = []
+        for s in domain[:3]:
+            crop = s.image[:size, :size]
+            tiles.append(np.pad(crop, ((0, size - crop.shape[0]), (0, size - crop.shape[1]))))
+            if s.labels is not None:
+                lab = to_axonmyelin(s.labels[:size, :size]) / 255.0
+                tiles.append(np.pad(lab, ((0, size - lab.shape[0]), (0, size - lab.shape[1]))))
+        rows.append(np.concatenate(tiles, axis=1))
+    width = max(r.shape[1] for r in rows)
+    montage = np.concatenate([np.pad(r, ((0, 4), (0, width - r.shape[1]))) for r in rows])
+    return images.write_png(path, montage)
+
+
+def run(cfg: Config, out: Path) -> dict:
+    """Load L (and U when configured) and write `data_summary.json` + `data_preview.png`."""
+    cache = out / "cache" if cfg.data.cache == "mmap" else None
+    d = cfg.data
+    domains = {"L": load_domain(d.labeled, d.target_pixel_size, "L", cache)}
+    if d.unlabeled.root not in ("???", ""):
+        domains["U"] = load_domain(d.unlabeled, d.target_pixel_size, "U", cache)
+    summary = {
+        name: {"config": asdict(dc), **_describe(samples)}
+        for (name, samples), dc in zip(domains.items(), (d.labeled, d.unlabeled), strict=False)
+    }
+    images.write_text(out / "data_summary.json", json.dumps(summary, indent=2))
+    preview(domains, out / "data_preview.png")
+    for name, info in summary.items():
+        log.info(
+            "domain %s: %d images (%d labelled) from %s",
+            name,
+            info["n_images"],
+            info["n_labelled"],
+            info["config"]["root"],
+        )
+    return {"domains": domains}

@@ -1,0 +1,58 @@
+"""Shared fixtures: the real data beside the checkout, and small datasets built on the fly."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("AXONDEEPSYNTH_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """`../shared/data`, or skip when this checkout has none beside it."""
+    if not (SHARED / "sem").is_dir():
+        pytest.skip(f"real data not found at {SHARED}")
+    return SHARED
+
+
+def write_png(path: Path, array: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), array)
+    return path
+
+
+def write_json(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.fixture
+def tiny_bids(tmp_path: Path) -> Path:
+    """Two SEM samples of one subject: a subject-level sidecar plus one sample-level override."""
+    root = tmp_path / "bids"
+    write_json(root / "dataset_description.json", {"Name": "tiny", "BIDSVersion": "1.9.0"})
+    micr = root / "sub-a" / "micr"
+    rng = np.random.default_rng(0)
+    for sample in ("s1", "s2"):
+        write_png(
+            micr / f"sub-a_sample-{sample}_SEM.png", rng.integers(0, 255, (40, 50), dtype=np.uint8)
+        )
+        labels = np.zeros((40, 50), np.uint8)
+        labels[5:15, 5:15], labels[8:12, 8:12] = 127, 255
+        write_png(
+            root
+            / "derivatives/labels/sub-a/micr"
+            / f"sub-a_sample-{sample}_SEM_seg-axonmyelin-manual.png",
+            labels,
+        )
+    write_json(micr / "sub-a_SEM.json", {"PixelSize": [0.1, 0.1], "PixelSizeUnits": "um"})
+    write_json(micr / "sub-a_sample-s2_SEM.json", {"PixelSize": [20, 20], "PixelSizeUnits": "nm"})
+    return root

@@ -1,0 +1,117 @@
+"""Config schema, entry points and the inspect CLI as a user meets them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from axondeepsynth.config import Config, register, validate
+from axondeepsynth.errors import ConfigError
+from axondeepsynth.inspect import main as inspect_main
+
+register()
+
+
+def compose_cfg(*overrides: str, tmp: Path = Path("/tmp/ads")) -> Config:
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(
+            "config", [f"paths.root_dir={tmp}", f"paths.output_dir={tmp}/out", *overrides]
+        )
+    return validate(cfg)
+
+
+def run_module(*args: str, cwd: Path = REPO, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_experiments_compose_and_validate() -> None:
+    cfg = compose_cfg("+experiment=demo")
+    assert cfg.task_name == "demo" and cfg.data.labeled.phantom.look == "TEM"
+    assert cfg.data.unlabeled.phantom.look == "SEM" and cfg.data.unlabeled.root.endswith("SEM")
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("data.tile_overlap=40", "data.tile_overlap"),
+        ("data.labeled.pixel_size=-1", "data.labeled.pixel_size"),
+        ("data.labeled.phantom.look=MRI", "data.labeled.phantom.look"),
+        ("stages=[prepare,fly]", "stages[1]"),
+        ("data.cache=disk", "data.cache"),
+    ],
+)
+def test_validation_names_the_key(override: str, key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        compose_cfg(override)
+    assert err.value.key == key
+
+
+def test_unknown_key_and_wrong_type_fail_at_compose() -> None:
+    with pytest.raises(Exception, match="tile_sise"):
+        compose_cfg("data.tile_sise=3")
+    with pytest.raises(Exception, match="data.tile_size"):
+        compose_cfg("data.tile_size=abc")
+
+
+def test_schema_defaults_roundtrip() -> None:
+    cfg = compose_cfg()
+    assert OmegaConf.structured(cfg).data.tile_size == cfg.data.tile_size
+
+
+def test_help_is_fast() -> None:
+    start = time.perf_counter()
+    result = run_module("axondeepsynth.run", "--help")
+    assert result.returncode == 0 and "experiment: demo" in result.stdout
+    assert time.perf_counter() - start < 5.0
+
+
+def test_missing_root_is_a_clear_error(tmp_path: Path) -> None:
+    result = run_module(
+        "axondeepsynth.run", "data=sem", "logger=none", f"paths.root_dir={tmp_path}"
+    )
+    assert result.returncode == 2
+    assert "data.labeled.root" in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_inspect_real_sem_json(shared_data: Path, capsys: pytest.CaptureFixture) -> None:
+    assert inspect_main([str(shared_data / "sem"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["layout"] == "bids" and report["n_images"] == 8 and report["n_labelled"] == 8
+    rat7 = next(i for i in report["images"] if i["subject"] == "sub-rat7")
+    assert (rat7["width"], rat7["height"], rat7["dtype"]) == (2001, 2001, "uint8")
+    assert rat7["pixel_size_um"] == 0.07 and 0 < rat7["label_fractions"]["axon"] < 1
+
+
+def test_inspect_reports_problems(tiny_bids: Path, capsys: pytest.CaptureFixture) -> None:
+    (tiny_bids / "sub-a" / "micr" / "sub-a_SEM.json").unlink()
+    assert inspect_main([str(tiny_bids)]) == 1
+    out = capsys.readouterr().out
+    assert "no PixelSize" in out and "fix:" in out and "MISSING" in out
+
+
+def test_demo_generates_and_reads_back_phantoms(tmp_path: Path) -> None:
+    result = run_module(
+        "axondeepsynth.run",
+        "+experiment=demo",
+        "stages=[prepare]",
+        "logger=none",
+        f"paths.root_dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(next(tmp_path.glob("logs/demo/runs/*/data_summary.json")).read_text())
+    assert summary["L"]["n_images"] == 8 and summary["L"]["n_labelled"] == 8
+    assert summary["U"]["n_images"] == 8
+    assert (tmp_path / "data/phantoms/SEM/dataset_description.json").is_file()
+    # the generated BIDS dataset reads back through the same inspector as real data
+    assert inspect_main([str(tmp_path / "data/phantoms/TEM"), "--json"]) == 0

@@ -1,0 +1,83 @@
+"""k-fold splits never leak subjects; tile draws are seeded by index, not by worker or rank."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from axondeepsynth.data.folds import kfold
+from axondeepsynth.data.records import Sample
+from axondeepsynth.data.resample import resample, scale_factor
+from axondeepsynth.data.tiles import EpochSampler, FixedTiles, RandomTiles
+
+
+def _samples(n: int, subjects: int, size: int = 80) -> list[Sample]:
+    rng = np.random.default_rng(0)
+    return [
+        Sample(
+            f"img{i}",
+            f"sub-{i % subjects}",
+            rng.random((size, size + i), np.float32),
+            0.1,
+            rng.integers(0, 3, (size, size + i), dtype=np.uint8),
+            Path(f"img{i}.png"),
+        )
+        for i in range(n)
+    ]
+
+
+def test_kfold_by_subject() -> None:
+    groups = [f"sub-{i % 6}" for i in range(14)]
+    folds = kfold(groups, 5, seed=3)
+    seen = []
+    for train, val in folds:
+        assert not {groups[i] for i in train} & {groups[i] for i in val}
+        assert sorted(train + val) == list(range(14))
+        seen += val
+    assert sorted(seen) == list(range(14))
+    assert folds == kfold(groups, 5, seed=3) and folds != kfold(groups, 5, seed=4)
+
+
+def test_kfold_falls_back_to_images_when_few_subjects() -> None:
+    folds = kfold(["a"] * 4 + ["b"] * 4, 4, seed=0)
+    assert all(len(val) == 2 for _, val in folds)
+    with pytest.raises(ValueError, match="cannot be split"):
+        kfold(["a", "b"], 5, seed=0)
+
+
+def test_random_tiles_seeded_by_index() -> None:
+    samples = _samples(3, 3)
+    a = RandomTiles(samples, tile=32, length=10, seed=7, stream=0)
+    b = RandomTiles(samples, tile=32, length=10, seed=7, stream=0)
+    other = RandomTiles(samples, tile=32, length=10, seed=7, stream=1)
+    x = a[5]
+    assert x["image"].shape == (1, 32, 32) and x["labels"].shape == (32, 32)
+    assert np.array_equal(x["image"], b[5]["image"])
+    assert not np.array_equal(x["image"], a[6]["image"])
+    assert not np.array_equal(x["image"], other[5]["image"])
+    # tiles are crops of a real image (geometric aug only moves pixels, never changes them)
+    assert set(np.unique(x["labels"].numpy())) <= {0, 1, 2}
+
+
+def test_tiles_of_images_smaller_than_tile() -> None:
+    small = _samples(1, 1, size=20)
+    assert RandomTiles(small, 32, 4, 0)[0]["image"].shape == (1, 32, 32)
+    assert FixedTiles(small, 32)[0]["image"].shape == (1, 32, 32)
+
+
+def test_epoch_sampler_fresh_indices_per_epoch() -> None:
+    sampler = EpochSampler(4)
+    first = list(sampler)
+    sampler.set_epoch(1)
+    assert first == [0, 1, 2, 3] and list(sampler) == [4, 5, 6, 7] and len(sampler) == 4
+
+
+def test_resample_to_target_pixel_size() -> None:
+    sample = _samples(1, 1, size=100)[0]
+    factor = scale_factor(0.1, 0.2, None)
+    out = resample(sample, factor)
+    assert out.image.shape == (50, 50) and out.pixel_size == pytest.approx(0.2)
+    assert set(np.unique(out.labels)) <= {0, 1, 2}
+    assert scale_factor(0.1, 0.2, scale=3.0) == 3.0
