@@ -15,6 +15,10 @@ from omegaconf.errors import MissingMandatoryValue
 
 from axondeepsynth.data.phantoms import PIXEL_SIZE
 from axondeepsynth.errors import ConfigError
+from axondeepsynth.models.diffusion import DiffusionConfig
+from axondeepsynth.models.discriminators import PatchDiscriminatorConfig, TimeDiscriminatorConfig
+from axondeepsynth.models.ncsnpp import NCSNppConfig
+from axondeepsynth.models.resnet import ResnetGeneratorConfig
 
 STAGES = ("prepare", "train_translator", "translate", "train_segmenter", "evaluate")
 LOOKS = ("TEM", "SEM", "BF")
@@ -58,6 +62,43 @@ class DataConfig:
     cache: str = "memory"  # memory | mmap (decoded once into the run directory)
     geometric_aug: bool = True
     intensity_aug: bool = False
+    paired: bool = False  # L and U show the same scenes: also score direct translations
+
+
+@dataclass
+class TranslationStageConfig:
+    """How a trained translator is applied to whole images (stage `translate`)."""
+
+    ckpt_path: str | None = None  # use this checkpoint instead of the run's own training
+    directions: list[str] = field(default_factory=lambda: ["l2u"])  # l2u (tutorship), u2l
+    sampler: str | None = None  # diffusive | resnet; default: the model's
+    batch_size: int = 8  # tiles per forward pass
+    seed: int = 0
+
+
+@dataclass
+class TranslatorConfig:
+    """SynDiff's networks, losses and optimisation; defaults are the published ones."""
+
+    name: str = "syndiff"  # syndiff | cyclegan (the non-diffusive pair alone)
+    diffusive: NCSNppConfig = field(default_factory=NCSNppConfig)
+    resnet: ResnetGeneratorConfig = field(default_factory=ResnetGeneratorConfig)
+    time_disc: TimeDiscriminatorConfig = field(default_factory=TimeDiscriminatorConfig)
+    patch_disc: PatchDiscriminatorConfig = field(default_factory=PatchDiscriminatorConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    lambda_l1: float = 0.5
+    r1_gamma: float = 1.0
+    lazy_reg: int = 10  # R1 every lazy_reg batches
+    lr_g: float = 1.6e-4
+    lr_d: float = 1e-4
+    betas: tuple[float, float] = (0.5, 0.9)
+    lr_min: float = 1e-5  # cosine decay floor, per epoch over trainer.max_epochs
+    lr_decay: bool = True
+    ema_decay: float = 0.999
+    sampler: str = "diffusive"  # diffusive | resnet: for validation and translation
+    monitor: str = "val/cycle_l/ssim"  # metric that picks the best checkpoint
+    monitor_mode: str = "max"
+    panel_every_n_epochs: int = 1
 
 
 @dataclass
@@ -94,11 +135,18 @@ class Config:
     stages: list[str] = field(default_factory=lambda: ["prepare"])
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
+    model: TranslatorConfig = field(default_factory=TranslatorConfig)
+    translator: TranslationStageConfig = field(default_factory=TranslationStageConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: dict[str, Any] = field(default_factory=dict)
     callbacks: dict[str, Any] = field(default_factory=dict)
     paths: PathsConfig = field(default_factory=PathsConfig)
     ckpt_path: str | None = None
+
+
+def structured(schema: type, values: dict) -> Any:
+    """Build a config dataclass from a plain dict (e.g. a checkpoint's), checked by the schema."""
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
 
 
 def register() -> None:
@@ -178,4 +226,50 @@ def validate(cfg: DictConfig | Config) -> Config:
         "data.target_pixel_size",
         "must be > 0",
     )
+    _validate_translator(obj)
     return obj
+
+
+def _validate_translator(obj: Config) -> None:
+    m, t = obj.model, obj.translator
+    _check(
+        m.name in ("syndiff", "cyclegan"),
+        "model.name",
+        f"unknown model '{m.name}'",
+        "use model=syndiff or model=cyclegan",
+    )
+    for key, sampler in (("model.sampler", m.sampler), ("translator.sampler", t.sampler)):
+        _check(
+            sampler in (None, "diffusive", "resnet"),
+            key,
+            f"unknown sampler '{sampler}'",
+            "use diffusive or resnet",
+        )
+    _check(
+        m.name == "syndiff" or (t.sampler or m.sampler) == "resnet",
+        "model.sampler",
+        "model=cyclegan has no diffusive sampler",
+        "set model.sampler=resnet",
+    )
+    for i, direction in enumerate(t.directions):
+        _check(
+            direction in ("l2u", "u2l"),
+            f"translator.directions[{i}]",
+            f"unknown direction '{direction}'",
+            "use l2u (tutorship) or u2l (adaptation)",
+        )
+    tile = obj.data.tile_size
+    if m.name == "syndiff" and "train_translator" in obj.stages:
+        _check(
+            m.diffusive.image_size == tile,
+            "model.diffusive.image_size",
+            f"is {m.diffusive.image_size} but data.tile_size is {tile}",
+            "set both to the same size (the generator's attention sits at a fixed resolution)",
+        )
+    down = 2 ** (len(m.time_disc.ch_mult) - 1)
+    _check(
+        m.name != "syndiff" or tile % down == 0,
+        "data.tile_size",
+        f"{tile} is not divisible by {down} (time discriminator depth)",
+        "pick a tile size that is a multiple of it, or shorten model.time_disc.ch_mult",
+    )

@@ -9,9 +9,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from hydra import compose, initialize_config_dir
+
+from axondeepsynth.config import Config, register, validate
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("AXONDEEPSYNTH_SHARED_DATA", REPO.parent / "shared" / "data"))
+register()
+
+
+def compose_cfg(*overrides: str, tmp: Path = Path("/tmp/ads")) -> Config:
+    """The validated config a user would get from `python -m axondeepsynth.run OVERRIDES`."""
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(
+            "config", [f"paths.root_dir={tmp}", f"paths.output_dir={tmp}/out", *overrides]
+        )
+    return validate(cfg)
 
 
 @pytest.fixture

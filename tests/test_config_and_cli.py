@@ -9,23 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
-from hydra import compose, initialize_config_dir
+from conftest import REPO, compose_cfg
 from omegaconf import OmegaConf
 
-from axondeepsynth.config import Config, register, validate
 from axondeepsynth.errors import ConfigError
 from axondeepsynth.inspect import main as inspect_main
-
-register()
-
-
-def compose_cfg(*overrides: str, tmp: Path = Path("/tmp/ads")) -> Config:
-    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(
-            "config", [f"paths.root_dir={tmp}", f"paths.output_dir={tmp}/out", *overrides]
-        )
-    return validate(cfg)
 
 
 def run_module(*args: str, cwd: Path = REPO, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -115,3 +103,29 @@ def test_demo_generates_and_reads_back_phantoms(tmp_path: Path) -> None:
     assert (tmp_path / "data/phantoms/SEM/dataset_description.json").is_file()
     # the generated BIDS dataset reads back through the same inspector as real data
     assert inspect_main([str(tmp_path / "data/phantoms/TEM"), "--json"]) == 0
+
+
+def test_multirun_gives_each_job_its_own_directory(tmp_path: Path) -> None:
+    result = run_module(
+        "axondeepsynth.run",
+        "-m",
+        "stages=[prepare]",
+        "seed=0,1",
+        "logger=none",
+        "data.cache=mmap",
+        f"paths.root_dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs = sorted(tmp_path.glob("logs/run/multiruns/*/[0-9]"))
+    assert [j.name for j in jobs] == ["0", "1"]
+    for job in jobs:
+        assert json.loads((job / "data_summary.json").read_text())["L"]["n_images"] == 8
+        assert len(list((job / "cache" / "L").glob("*.image.npy"))) == 8  # decoded once, mapped
+
+
+def test_slurm_launcher_config_composes() -> None:
+    result = run_module(
+        "axondeepsynth.run", "hydra/launcher=slurm", "--cfg", "hydra", "-p", "hydra.launcher"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "SlurmLauncher" in result.stdout and "requeue: true" in result.stdout

@@ -10,7 +10,6 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from axondeepsynth.config import DataConfig
-from axondeepsynth.data.domain import load_domain
 from axondeepsynth.data.folds import kfold
 from axondeepsynth.data.records import Sample
 from axondeepsynth.data.tiles import (
@@ -31,10 +30,9 @@ def _split_val(samples: list[Sample], n_val: int) -> tuple[list[Sample], list[Sa
 
 
 class _TileDataModule(pl.LightningDataModule):
-    def __init__(self, cfg: DataConfig, seed: int, cache_dir: Path | None = None) -> None:
+    def __init__(self, cfg: DataConfig, seed: int) -> None:
         super().__init__()
         self.cfg, self.seed = cfg, seed
-        self.cache_dir = cache_dir if cfg.cache == "mmap" else None
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
 
@@ -60,12 +58,16 @@ class _TileDataModule(pl.LightningDataModule):
 class TranslationDataModule(_TileDataModule):
     """Unpaired tiles of L and U, each domain drawn by its own seeded stream."""
 
+    def __init__(
+        self, cfg: DataConfig, seed: int, l_samples: list[Sample], u_samples: list[Sample]
+    ) -> None:
+        super().__init__(cfg, seed)
+        self.l_samples, self.u_samples = l_samples, u_samples
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
         c = self.cfg
-        self.l_samples = load_domain(c.labeled, c.target_pixel_size, "L", self.cache_dir)
-        self.u_samples = load_domain(c.unlabeled, c.target_pixel_size, "U", self.cache_dir)
         (l_train, l_val), (u_train, u_val) = (
             _split_val(s, c.val_images) for s in (self.l_samples, self.u_samples)
         )
@@ -92,23 +94,18 @@ class SegmentationDataModule(_TileDataModule):
         self,
         cfg: DataConfig,
         seed: int,
+        samples: list[Sample],
         fold: int,
         k: int = 5,
-        samples: list[Sample] | None = None,
         split_file: Path | None = None,
-        cache_dir: Path | None = None,
     ) -> None:
-        super().__init__(cfg, seed, cache_dir)
+        super().__init__(cfg, seed)
         self.fold, self.k, self.samples, self.split_file = fold, k, samples, split_file
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
         c = self.cfg
-        if self.samples is None:
-            self.samples = load_domain(
-                c.labeled, c.target_pixel_size, "L", self.cache_dir, need_labels=True
-            )
         if not 0 <= self.fold < self.k:
             raise DataError(c.labeled.root, f"fold {self.fold} out of range for k={self.k}")
         train_idx, val_idx = kfold([s.subject for s in self.samples], self.k, self.seed)[self.fold]

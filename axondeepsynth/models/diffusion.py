@@ -43,6 +43,10 @@ def _at(coef: Tensor, t: Tensor, x: Tensor) -> Tensor:
     return coef.to(x.dtype)[t].view(-1, *([1] * (x.dim() - 1)))
 
 
+def _randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
 class Diffusion(nn.Module):
     """Coefficients as non-persistent buffers, so they follow the module's device."""
 
@@ -76,10 +80,12 @@ class Diffusion(nn.Module):
     def num_timesteps(self) -> int:
         return self.cfg.num_timesteps
 
-    def q_sample_pairs(self, x_0: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+    def q_sample_pairs(
+        self, x_0: Tensor, t: Tensor, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Draw (x_t, x_tp1) ~ q(x_t | x_0) q(x_tp1 | x_t) (noise drawn in the reference order)."""
-        noise = torch.randn_like(x_0)
-        x_t = _at(self.a_s_cum, t, x_0) * x_0 + _at(self.sigmas_cum, t, x_0) * torch.randn_like(x_0)
+        noise, noise_t = (_randn_like(x_0, generator) for _ in range(2))
+        x_t = _at(self.a_s_cum, t, x_0) * x_0 + _at(self.sigmas_cum, t, x_0) * noise_t
         x_tp1 = _at(self.a_s, t + 1, x_0) * x_t + _at(self.sigmas, t + 1, x_0) * noise
         return x_t, x_tp1
 
@@ -107,7 +113,7 @@ class Diffusion(nn.Module):
         `denoise(x, t, z)` maps [x_tp1, source] to x_0 (channel 0 is used).
         """
         b, device, dtype = source.shape[0], source.device, source.dtype
-        x = torch.randn(source.shape, generator=generator, device=device, dtype=dtype)
+        x = _randn_like(source, generator)
         for i in reversed(range(self.num_timesteps)):
             t = torch.full((b,), i, dtype=torch.long, device=device)
             z = torch.randn(b, nz, generator=generator, device=device, dtype=dtype)

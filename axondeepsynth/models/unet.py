@@ -83,8 +83,10 @@ class UNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor | list[Tensor]:
         h, w = x.shape[-2:]
         if h % self.divisor or w % self.divisor:
-            raise ValueError(f"U-Net input {h}x{w} must be divisible by {self.divisor} "
-                             f"(2**(depth-1) with depth={self.cfg.depth})")
+            raise ValueError(
+                f"U-Net input {h}x{w} must be divisible by {self.divisor} "
+                f"(2**(depth-1) with depth={self.cfg.depth})"
+            )
         skips = []
         for enc in self.encoder:
             x = enc(x)

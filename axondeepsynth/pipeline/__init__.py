@@ -1,4 +1,4 @@
-"""Stages of a run, each reading the previous stage's artifacts from the run directory."""
+"""Stages of a run, each reading what earlier stages left in the run directory."""
 
 from __future__ import annotations
 
@@ -7,26 +7,28 @@ from collections.abc import Callable
 from pathlib import Path
 
 from axondeepsynth.config import Config
-from axondeepsynth.pipeline import prepare
+from axondeepsynth.pipeline import prepare, train_translator, translate
+from axondeepsynth.pipeline.context import Run
 
 log = logging.getLogger(__name__)
 
-STAGE_FUNCTIONS: dict[str, Callable[[Config, Path], dict]] = {
+STAGE_FUNCTIONS: dict[str, Callable[[Run], dict]] = {
     "prepare": prepare.run,
+    "train_translator": train_translator.run,
+    "translate": translate.run,
 }
 
 
 def run_stages(cfg: Config) -> float | None:
-    """Run `cfg.stages` in order in the run directory; return the last stage's `objective`."""
+    """Run `cfg.stages` in order in the run directory; return the last `objective` reported."""
     import pytorch_lightning as pl
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    out = Path(cfg.paths.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    result: dict = {}
+    run = Run(cfg, Path(cfg.paths.output_dir))
+    run.out.mkdir(parents=True, exist_ok=True)
     for stage in cfg.stages:
         if stage not in STAGE_FUNCTIONS:
             raise NotImplementedError(f"stage '{stage}' is not available yet")
-        log.info("stage %s -> %s", stage, out)
-        result = STAGE_FUNCTIONS[stage](cfg, out)
-    return result.get("objective")
+        log.info("stage %s -> %s", stage, run.out)
+        run.artifacts |= STAGE_FUNCTIONS[stage](run)
+    return run.artifacts.get("objective")

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from axondeepsynth.config import Config
 from axondeepsynth.data import images
-from axondeepsynth.data.domain import load_domain
 from axondeepsynth.data.labels import to_axonmyelin
 from axondeepsynth.data.records import Sample
+from axondeepsynth.pipeline.context import Run
 
 log = logging.getLogger(__name__)
 
@@ -54,19 +53,16 @@ def preview(samples: dict[str, list[Sample]], path: Path, size: int = 192) -> Pa
     return images.write_png(path, montage)
 
 
-def run(cfg: Config, out: Path) -> dict:
+def run(run: Run) -> dict:
     """Load L (and U when configured) and write `data_summary.json` + `data_preview.png`."""
-    cache = out / "cache" if cfg.data.cache == "mmap" else None
-    d = cfg.data
-    domains = {"L": load_domain(d.labeled, d.target_pixel_size, "L", cache)}
-    if d.unlabeled.root not in ("???", ""):
-        domains["U"] = load_domain(d.unlabeled, d.target_pixel_size, "U", cache)
+    names = ["L"] + (["U"] if run.cfg.data.unlabeled.root not in ("???", "") else [])
+    domains = {name: run.domain(name) for name in names}
     summary = {
-        name: {"config": asdict(dc), **_describe(samples)}
-        for (name, samples), dc in zip(domains.items(), (d.labeled, d.unlabeled), strict=False)
+        name: {"config": asdict(run.domain_config(name)), **_describe(samples)}
+        for name, samples in domains.items()
     }
-    images.write_text(out / "data_summary.json", json.dumps(summary, indent=2))
-    preview(domains, out / "data_preview.png")
+    images.write_text(run.out / "data_summary.json", json.dumps(summary, indent=2))
+    preview(domains, run.out / "data_preview.png")
     for name, info in summary.items():
         log.info(
             "domain %s: %d images (%d labelled) from %s",
@@ -75,4 +71,4 @@ def run(cfg: Config, out: Path) -> dict:
             info["n_labelled"],
             info["config"]["root"],
         )
-    return {"domains": domains}
+    return {}

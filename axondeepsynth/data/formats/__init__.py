@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from axondeepsynth.data.formats import axondeepseg, bids, nnunet
-from axondeepsynth.data.records import DatasetIndex, Problem
+from axondeepsynth.data.records import DatasetIndex, Problem, Sample
 from axondeepsynth.errors import DataError
 
 
@@ -39,3 +40,18 @@ def scan(root: Path | str, modality: str | None = None) -> DatasetIndex:
             )
         )
     return index
+
+
+def write(
+    samples: Iterable[Sample],
+    root: Path,
+    layout: str,
+    modality: str | None = None,
+    description: dict | None = None,
+) -> Path:
+    """Write samples in `layout` (the layout their input had) under `root`."""
+    if layout == "bids":
+        return bids.write(samples, root, modality, description or {})
+    if layout == "nnunet":
+        return nnunet.write(samples, root, root.name)
+    return axondeepseg.write(samples, root)

@@ -6,10 +6,13 @@ folder's pixel size file).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
+from axondeepsynth.data import images
 from axondeepsynth.data.images import IMAGE_SUFFIXES
-from axondeepsynth.data.records import DatasetIndex, ImageRecord, Problem
+from axondeepsynth.data.labels import to_masks
+from axondeepsynth.data.records import DatasetIndex, ImageRecord, Problem, Sample
 
 PIXEL_SIZE_FILE = "pixel_size_in_micrometer.txt"
 _KINDS = ("axonmyelin", "axon", "myelin")
@@ -67,3 +70,17 @@ def scan(root: Path, modality: str | None = None) -> DatasetIndex:
                 )
             )
     return index
+
+
+def write(samples: Iterable[Sample], root: Path) -> Path:
+    """One AxonDeepSeg folder per sample: image.png, pixel size file and its masks."""
+    for s in samples:
+        folder = root / s.name
+        if (folder / "image.png").is_file():
+            continue  # written by an earlier, interrupted run
+        images.write_text(folder / PIXEL_SIZE_FILE, f"{s.pixel_size:.6g}\n")
+        if s.labels is not None:
+            for kind, mask in to_masks(s.labels).items():
+                images.write_png(folder / f"image_seg-{kind}.png", mask)
+        images.write_png(folder / "image.png", s.image)
+    return root

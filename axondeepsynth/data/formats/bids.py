@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
+from axondeepsynth.data import images
 from axondeepsynth.data.images import IMAGE_SUFFIXES
-from axondeepsynth.data.records import DatasetIndex, ImageRecord, Problem
+from axondeepsynth.data.labels import to_masks
+from axondeepsynth.data.records import DatasetIndex, ImageRecord, Problem, Sample
 
 MODALITIES = (
     "TEM",
@@ -172,3 +175,41 @@ def scan(root: Path, modality: str | None = None) -> DatasetIndex:
                 )
             )
     return index
+
+
+def write(samples: Iterable[Sample], root: Path, modality: str | None, description: dict) -> Path:
+    """Write samples as a BIDS microscopy dataset (labels under derivatives/labels).
+
+    Each name's modality suffix is replaced by `modality`; `description` is merged into
+    `dataset_description.json` (e.g. GeneratedBy). Existing files are kept, so an interrupted
+    write resumes where it stopped.
+    """
+    images.write_text(
+        root / "dataset_description.json",
+        json.dumps(
+            {"Name": root.name, "BIDSVersion": "1.9.0", "DatasetType": "derivative", **description},
+            indent=2,
+        ),
+    )
+    for s in samples:
+        stem = rename(s.name, modality)
+        micr = root / s.subject / "micr"
+        if not (micr / f"{stem}.png").is_file():
+            images.write_text(
+                micr / f"{stem}.json",
+                json.dumps({"PixelSize": [s.pixel_size, s.pixel_size], "PixelSizeUnits": "um"}),
+            )
+            if s.labels is not None:
+                seg = root / "derivatives" / "labels" / s.subject / "micr"
+                for kind, mask in to_masks(s.labels).items():
+                    images.write_png(seg / f"{stem}_seg-{kind}-manual.png", mask)
+            images.write_png(micr / f"{stem}.png", s.image)
+    return root
+
+
+def rename(name: str, modality: str | None) -> str:
+    """`sub-a_sample-1_TEM` -> `sub-a_sample-1_SEM` for modality SEM (unchanged for None)."""
+    if modality is None:
+        return name
+    head, _, suffix = name.rpartition("_")
+    return f"{head}_{modality}" if head and suffix in MODALITIES else f"{name}_{modality}"

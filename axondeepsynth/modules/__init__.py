@@ -1,0 +1,1 @@
+"""LightningModules: the SynDiff translator and the segmentation proxy."""

@@ -1,0 +1,43 @@
+"""Build a Lightning Trainer for one stage from the typed config."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from pytorch_lightning.callbacks import ModelCheckpoint
+
+from axondeepsynth.config import Config
+
+
+def build_trainer(
+    cfg: Config, root: Path, monitor: str | None = None, mode: str = "max", **overrides: Any
+) -> pl.Trainer:
+    """Trainer writing under `root`: loggers, user callbacks and, when a `monitor` is given,
+    `checkpoints/last.ckpt` + `checkpoints/best-*.ckpt`. `overrides` win over the config."""
+    root.mkdir(parents=True, exist_ok=True)
+    callbacks = [instantiate(conf) for conf in cfg.callbacks.values()]
+    if monitor is not None:
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=root / "checkpoints",
+                filename="best-{epoch:03d}",
+                monitor=monitor,
+                mode=mode,
+                save_last=True,
+                save_top_k=1,
+                auto_insert_metric_name=False,
+            )
+        )
+    kwargs = {k: v for k, v in asdict(cfg.trainer).items() if v is not None}
+    kwargs |= {
+        "default_root_dir": str(root),
+        "logger": [instantiate(conf, save_dir=str(root)) for conf in cfg.logger.values()] or False,
+        "callbacks": callbacks,
+        "enable_checkpointing": monitor is not None,
+        "use_distributed_sampler": False,  # our EpochSampler splits indices across ranks
+    }
+    return pl.Trainer(**(kwargs | overrides))

@@ -1,0 +1,255 @@
+"""SynDiff LightningModule: training updates, determinism, checkpoints, DDP and translation."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from conftest import REPO, compose_cfg
+from torch.utils.data import DataLoader
+
+from axondeepsynth.data.phantoms import render_nerve
+from axondeepsynth.data.records import Sample
+from axondeepsynth.data.tiles import FixedTiles, PairedTiles, RandomTiles, UnpairedTiles
+from axondeepsynth.modules.translator import SynDiff
+from axondeepsynth.pipeline.translate import load_translator, translate_sample
+
+TILE = 32
+
+
+def tiny_cfg(*overrides: str):
+    return compose_cfg(
+        "model=syndiff_tiny", f"data.tile_size={TILE}", "data.tile_overlap=8", *overrides
+    ).model
+
+
+def phantom_samples(look: str, seed: int, n: int = 2, size: int = 96) -> list[Sample]:
+    out = []
+    for i in range(n):
+        p = render_nerve(size, seed + i, looks=(look,))
+        out.append(
+            Sample(
+                f"{look}{i}",
+                f"sub-{i}",
+                p.images[look],
+                0.04,
+                p.geometry.labels,
+                Path(f"{look}{i}.png"),
+            )
+        )
+    return out
+
+
+def loaders(batch: int = 2, n_tiles: int = 4) -> tuple[DataLoader, DataLoader]:
+    l_s, u_s = phantom_samples("TEM", 0), phantom_samples("SEM", 100)
+    train = UnpairedTiles(
+        RandomTiles(l_s, TILE, n_tiles, 0, 0), RandomTiles(u_s, TILE, n_tiles, 0, 1)
+    )
+    val = PairedTiles(FixedTiles(l_s, TILE, 1), FixedTiles(u_s, TILE, 1))
+    return DataLoader(train, batch_size=batch), DataLoader(val, batch_size=batch)
+
+
+def fit(module: SynDiff, root: Path, epochs: int = 1, **kw) -> pl.Trainer:
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+        **kw,
+    )
+    trainer.fit(module, *loaders())
+    return trainer
+
+
+def params(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def test_training_step_updates_every_network(tmp_path: Path) -> None:
+    pl.seed_everything(0)
+    module = SynDiff(tiny_cfg())
+    before = params(module)
+    trainer = fit(module, tmp_path)
+    after = params(module)
+    for net in (
+        "G.diff_u2l",
+        "G.diff_l2u",
+        "G.res_l2u",
+        "G.res_u2l",
+        "D.disc_l",
+        "D.disc_u",
+        "D.patch_l",
+        "D.patch_u",
+        "G_ema.module.diff_l2u",
+        "G_ema.module.res_u2l",
+    ):
+        keys = [k for k in before if k.startswith(net + ".") and before[k].is_floating_point()]
+        assert keys and any(not torch.equal(before[k], after[k]) for k in keys), net
+    assert all(torch.isfinite(v).all() for v in after.values() if v.is_floating_point())
+    assert int(module.batches_seen) == 2
+    metrics = trainer.callback_metrics
+    for key in ("val/cycle_l/ssim", "val/cycle_u/psnr", "val/cycle_l/l1_std", "train/g_l1_epoch"):
+        assert torch.isfinite(metrics[key]), key
+    assert (tmp_path / "panels" / "val_panel_epoch000.png").is_file()
+
+
+def test_same_seed_same_weights(tmp_path: Path) -> None:
+    weights = []
+    for run in range(2):
+        pl.seed_everything(3)
+        module = SynDiff(tiny_cfg())
+        fit(module, tmp_path / str(run))
+        weights.append(params(module))
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_checkpoint_loads_weights_only_and_translates(tmp_path: Path) -> None:
+    pl.seed_everything(0)
+    module = SynDiff(tiny_cfg())
+    trainer = fit(module, tmp_path)
+    ckpt = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(ckpt)
+    loaded = load_translator(ckpt)
+    x = torch.rand(2, 1, TILE, TILE)
+    for direction in ("l2u", "u2l"):
+        a = module.eval().translate(x, direction, generator=torch.Generator().manual_seed(1))
+        b = loaded.translate(x, direction, generator=torch.Generator().manual_seed(1))
+        torch.testing.assert_close(a, b)
+        assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1
+
+
+def test_whole_image_translation_is_seeded_and_carries_labels(tmp_path: Path) -> None:
+    pl.seed_everything(0)
+    module = SynDiff(tiny_cfg())
+    fit(module, tmp_path)
+    sample = phantom_samples("TEM", 7, n=1, size=150)[0]
+    kw = dict(direction="l2u", tile=TILE, overlap=8, batch_size=16, sampler="diffusive")
+    out = translate_sample(module.eval(), sample, seed=0, **kw)
+    assert out.image.shape == (150, 150) and out.labels is sample.labels
+    assert np.array_equal(out.image, translate_sample(module, sample, seed=0, **kw).image)
+    assert not np.array_equal(out.image, translate_sample(module, sample, seed=1, **kw).image)
+
+
+def test_translation_larger_than_a_tile_has_no_seams() -> None:
+    """A translator whose output depends on each tile's content (as instance norm makes it)
+    leaves seams when tiles are butted together; the blended stitch removes them."""
+    module = SynDiff(tiny_cfg())
+    module.translate = lambda x, *args: x - x.mean((2, 3), keepdim=True) + 0.5
+    ramp = np.tile(np.linspace(0, 1, 150, dtype=np.float32), (150, 1))
+    sample = Sample("ramp", "sub-0", ramp, 0.04, None, Path("ramp.png"))
+    kw = dict(direction="l2u", tile=TILE, batch_size=16, sampler="resnet", seed=0)
+    slope = 1 / 149
+    naive = np.abs(np.diff(translate_sample(module, sample, overlap=0, **kw).image, axis=1))
+    blended = np.abs(np.diff(translate_sample(module, sample, overlap=8, **kw).image, axis=1))
+    assert naive.max() > 10 * slope  # a step at every tile border
+    assert blended.max() < 3 * slope  # only a gentle change of slope inside the overlaps
+
+
+def test_cyclegan_trains_and_refuses_diffusive_sampling(tmp_path: Path) -> None:
+    pl.seed_everything(0)
+    module = SynDiff(tiny_cfg("model=cyclegan"))
+    assert set(module.G) == {"res_l2u", "res_u2l"} and set(module.D) == {"patch_l", "patch_u"}
+    fit(module, tmp_path)
+    with pytest.raises(ValueError, match="no diffusive generator"):
+        module.translate(torch.rand(1, 1, TILE, TILE), "l2u", sampler="diffusive")
+
+
+RANK_HASH = """
+import hashlib, pathlib, pytorch_lightning as pl
+class RankHash(pl.Callback):
+    def on_train_end(self, trainer, module):
+        h = hashlib.sha1()
+        for _, v in sorted(module.state_dict().items()):
+            h.update(v.detach().cpu().numpy().tobytes())
+        pathlib.Path(__file__).with_name(f"rank{trainer.global_rank}.txt").write_text(h.hexdigest())
+"""
+
+
+def test_ddp_two_processes_on_cpu(tmp_path: Path) -> None:
+    """Two gloo ranks see different tiles yet end with identical weights (gradients synced)."""
+    (tmp_path / "rankhash.py").write_text(RANK_HASH)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "axondeepsynth.run",
+            "+experiment=demo",
+            "trainer=ddp_cpu",
+            "stages=[train_translator]",
+            "logger=csv",
+            "trainer.max_epochs=1",
+            f"data.tile_size={TILE}",
+            "data.tile_overlap=8",
+            "data.tiles_per_epoch=8",
+            "data.batch_size=2",
+            "data.val_tiles_per_image=1",
+            "trainer.enable_progress_bar=false",
+            "+callbacks.rank_hash._target_=rankhash.RankHash",
+            f"paths.root_dir={tmp_path}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ | {"PYTHONPATH": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "rank0.txt").read_text() == (tmp_path / "rank1.txt").read_text()
+    record = json.loads(
+        next(tmp_path.glob("logs/demo/runs/*/translator/translator.json")).read_text()
+    )
+    assert np.isfinite(record["final"]["val/cycle_l/ssim"])
+    ckpt = torch.load(record["last"], map_location="cpu", weights_only=True)
+    # 8 tiles / (2 ranks x batch 2) = 2 batches per rank
+    assert int(ckpt["state_dict"]["batches_seen"]) == 2
+
+
+class StopAfterFirstEpoch(pl.Callback):
+    """Stands in for a crash at an epoch boundary (the checkpoint of that epoch is written)."""
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        trainer.should_stop = True
+
+
+def test_resume_from_last_checkpoint_is_exact(tmp_path: Path) -> None:
+    def run(root: Path, stop: bool, ckpt_path: str | None = None) -> SynDiff:
+        pl.seed_everything(5)
+        module = SynDiff(tiny_cfg(), seed=5)
+        checkpoint = pl.callbacks.ModelCheckpoint(dirpath=root, save_last=True)
+        trainer = pl.Trainer(
+            max_epochs=2,
+            accelerator="cpu",
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            default_root_dir=root,
+            callbacks=[checkpoint] + ([StopAfterFirstEpoch()] if stop else []),
+        )
+        trainer.fit(module, *loaders(), ckpt_path=ckpt_path)
+        return module
+
+    straight = params(run(tmp_path / "a", stop=False))
+    run(tmp_path / "b", stop=True)
+    resumed = params(run(tmp_path / "b", stop=False, ckpt_path=str(tmp_path / "b" / "last.ckpt")))
+    assert int(resumed["batches_seen"]) == 4
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight), [
+        k for k in straight if not torch.equal(straight[k], resumed[k])
+    ][:5]
+
+
+def test_bf16_mixed_step_is_finite(tmp_path: Path) -> None:
+    pl.seed_everything(0)
+    module = SynDiff(tiny_cfg())
+    fit(module, tmp_path, precision="bf16-mixed")
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+    assert torch.isfinite(module.trainer.callback_metrics["train/g_epoch"])
