@@ -19,6 +19,7 @@ from axondeepsynth.models.diffusion import DiffusionConfig
 from axondeepsynth.models.discriminators import PatchDiscriminatorConfig, TimeDiscriminatorConfig
 from axondeepsynth.models.ncsnpp import NCSNppConfig
 from axondeepsynth.models.resnet import ResnetGeneratorConfig
+from axondeepsynth.models.unet import UNetConfig
 
 STAGES = ("prepare", "train_translator", "translate", "train_segmenter", "evaluate")
 LOOKS = ("TEM", "SEM", "BF")
@@ -70,7 +71,8 @@ class TranslationStageConfig:
     """How a trained translator is applied to whole images (stage `translate`)."""
 
     ckpt_path: str | None = None  # use this checkpoint instead of the run's own training
-    directions: list[str] = field(default_factory=lambda: ["l2u"])  # l2u (tutorship), u2l
+    dir: str | None = None  # translator + translations directory; share it across a sweep
+    directions: list[str] = field(default_factory=list)  # l2u, u2l; [] = what seg.strategies need
     sampler: str | None = None  # diffusive | resnet; default: the model's
     batch_size: int = 8  # tiles per forward pass
     seed: int = 0
@@ -99,6 +101,34 @@ class TranslatorConfig:
     monitor: str = "val/cycle_l/ssim"  # metric that picks the best checkpoint
     monitor_mode: str = "max"
     panel_every_n_epochs: int = 1
+
+
+@dataclass
+class SegmenterConfig:
+    """U-Net and optimisation; the defaults are nnU-Net's (SGD, poly decay over max_epochs)."""
+
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    optimizer: str = "sgd"  # sgd (Nesterov) | adamw (use lr=1e-3)
+    lr: float = 1e-2
+    weight_decay: float = 3e-5
+    momentum: float = 0.99  # SGD only
+    poly_exponent: float = 0.9
+    tta_flips: bool = False  # average softmax over h/v flips in predict_image
+
+
+@dataclass
+class SegmentationConfig:
+    """The segmentation proxy and how the strategies are trained and scored."""
+
+    net: SegmenterConfig = field(default_factory=SegmenterConfig)
+    strategies: list[str] = field(default_factory=lambda: ["direct", "tutorship", "adaptation"])
+    fold: Any = "all"  # a fold index 0..k-1, or "all" to run every fold in this process
+    k: int = 5  # folds over the training images, split by subject
+    max_epochs: int = 50
+    tiles_per_epoch: int = 256
+    batch_size: int = 8
+    n_overlays: int = 3  # image + pseudo label pictures saved per strategy and fold
+    export_nnunet: bool = True  # also write U with its pseudo labels as an nnU-Net raw dataset
 
 
 @dataclass
@@ -137,6 +167,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: TranslatorConfig = field(default_factory=TranslatorConfig)
     translator: TranslationStageConfig = field(default_factory=TranslationStageConfig)
+    seg: SegmentationConfig = field(default_factory=SegmentationConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: dict[str, Any] = field(default_factory=dict)
     callbacks: dict[str, Any] = field(default_factory=dict)
@@ -227,7 +258,35 @@ def validate(cfg: DictConfig | Config) -> Config:
         "must be > 0",
     )
     _validate_translator(obj)
+    _validate_segmentation(obj)
     return obj
+
+
+STRATEGIES = ("direct", "tutorship", "adaptation")
+
+
+def _validate_segmentation(obj: Config) -> None:
+    s = obj.seg
+    for i, strategy in enumerate(s.strategies):
+        _check(
+            strategy in STRATEGIES,
+            f"seg.strategies[{i}]",
+            f"unknown strategy '{strategy}'",
+            f"use {', '.join(STRATEGIES)}",
+        )
+    _check(s.k >= 1, "seg.k", f"must be >= 1, got {s.k}")
+    _check(
+        s.fold == "all" or (isinstance(s.fold, int) and 0 <= s.fold < s.k),
+        "seg.fold",
+        f"must be 'all' or a fold in 0..{s.k - 1}, got {s.fold!r}",
+    )
+    down = 2 ** (s.net.unet.depth - 1)
+    _check(
+        obj.data.tile_size % down == 0,
+        "data.tile_size",
+        f"{obj.data.tile_size} is not divisible by {down} (U-Net depth {s.net.unet.depth})",
+        "pick a multiple of it or lower seg.net.unet.depth",
+    )
 
 
 def _validate_translator(obj: Config) -> None:

@@ -136,7 +136,8 @@ def test_axondeepseg_missing_pixel_size(tmp_path: Path) -> None:
 
 def test_nnunet_round_trip(tiny_bids: Path, tmp_path: Path) -> None:
     samples = [load_sample(r) for r in formats.scan(tiny_bids).records]
-    root = nnunet.write(samples, tmp_path / "Dataset001_Tiny", "Tiny")
+    root = tmp_path / "Dataset001_Tiny"
+    assert len(nnunet.write(samples, root, "Tiny")) == len(samples)
     index = formats.scan(root)
     assert index.layout == "nnunet" and not index.problems
     back = {s.name: s for s in (load_sample(r) for r in index.records)}

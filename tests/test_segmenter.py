@@ -12,15 +12,11 @@ import torch
 from torch.utils.data import DataLoader
 from torchmetrics.segmentation import DiceScore
 
+from axondeepsynth.config import SegmenterConfig
 from axondeepsynth.data.labels import AXON, MYELIN
 from axondeepsynth.models.losses import deep_supervision_loss, dice_ce_loss
 from axondeepsynth.models.unet import UNet, UNetConfig
-from axondeepsynth.modules.segmenter import (
-    Segmenter,
-    SegmenterConfig,
-    dice_per_class,
-    dice_scores,
-)
+from axondeepsynth.modules.segmenter import Segmenter, dice_per_class, dice_scores
 
 TINY = UNetConfig(base_channels=8, depth=3)
 

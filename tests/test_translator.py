@@ -205,11 +205,10 @@ def test_ddp_two_processes_on_cpu(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "rank0.txt").read_text() == (tmp_path / "rank1.txt").read_text()
-    record = json.loads(
-        next(tmp_path.glob("logs/demo/runs/*/translator/translator.json")).read_text()
-    )
-    assert np.isfinite(record["final"]["val/cycle_l/ssim"])
-    ckpt = torch.load(record["last"], map_location="cpu", weights_only=True)
+    done = next(tmp_path.glob("logs/demo/runs/*/translator/done.json"))
+    record = json.loads(done.read_text())["artifacts"]
+    assert np.isfinite(record["translator_metrics"]["val/cycle_l/ssim"])
+    ckpt = torch.load(record["translator_last"], map_location="cpu", weights_only=True)
     # 8 tiles / (2 ranks x batch 2) = 2 batches per rank
     assert int(ckpt["state_dict"]["batches_seen"]) == 2
 

@@ -108,7 +108,12 @@ class SegmentationDataModule(_TileDataModule):
         c = self.cfg
         if not 0 <= self.fold < self.k:
             raise DataError(c.labeled.root, f"fold {self.fold} out of range for k={self.k}")
-        train_idx, val_idx = kfold([s.subject for s in self.samples], self.k, self.seed)[self.fold]
+        everything = list(range(len(self.samples)))
+        train_idx, val_idx = (
+            (everything, everything)  # k=1: no held-out images, validate on the training set
+            if self.k == 1
+            else kfold([s.subject for s in self.samples], self.k, self.seed)[self.fold]
+        )
         self.train_samples = [self.samples[i] for i in train_idx]
         self.val_samples = [self.samples[i] for i in val_idx]
         if self.split_file is not None:

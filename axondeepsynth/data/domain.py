@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -40,20 +41,11 @@ def _memmap(sample: Sample, cache_dir: Path) -> Sample:
     arrays = {}
     for key in ("image", "labels"):
         array = getattr(sample, key)
-        if array is None:
-            arrays[key] = None
-            continue
-        path = cache_dir / f"{sample.name}.{key}.npy"
-        np.save(path, array)
-        arrays[key] = np.load(path, mmap_mode="r")
-    return Sample(
-        sample.name,
-        sample.subject,
-        arrays["image"],
-        sample.pixel_size,
-        arrays["labels"],
-        sample.source,
-    )
+        if array is not None:
+            path = cache_dir / f"{sample.name}.{key}.npy"
+            np.save(path, array)
+            arrays[key] = np.load(path, mmap_mode="r")
+    return replace(sample, **arrays)
 
 
 def load_domain(
@@ -61,7 +53,6 @@ def load_domain(
     target_pixel_size: float | None,
     name: str,
     cache_dir: Path | None = None,
-    need_labels: bool = False,
 ) -> list[Sample]:
     """Decode every image of a domain once, resampled to the common pixel size."""
     index = index_domain(cfg)
@@ -77,12 +68,6 @@ def load_domain(
     samples = []
     for record in tqdm(index.records, desc=f"reading {name}", unit="img", leave=False):
         sample = load_sample(record, cfg.pixel_size)
-        if need_labels and sample.labels is None:
-            raise DataError(
-                record.image,
-                f"domain {name} must be labelled but this image has no masks",
-                "add its *_seg-axon/myelin masks or remove it",
-            )
         sample = resample(sample, scale_factor(sample.pixel_size, target_pixel_size, cfg.scale))
         samples.append(_memmap(sample, cache_dir / name) if cache_dir else sample)
     return samples

@@ -111,39 +111,30 @@ def read_mask(path: Path | str) -> np.ndarray:
     return np.clip(np.rint(gray), 0, 255).astype(np.uint8)
 
 
-def atomic_path(path: Path) -> Path:
-    """A temporary sibling of `path`, to be renamed onto it once fully written."""
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent
-    )
-    os.close(fd)
-    return Path(tmp)
-
-
-def write_png(path: Path | str, array: np.ndarray) -> Path:
-    """Atomically write a uint8 array (or float in [0, 1]) as a grayscale PNG."""
+def write_bytes(path: Path | str, data: bytes) -> Path:
+    """Atomically write a file: a temporary sibling, renamed onto `path` once complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if array.dtype != np.uint8:
-        array = np.clip(np.rint(np.asarray(array, np.float32) * 255.0), 0, 255).astype(np.uint8)
-    tmp = atomic_path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        if not cv2.imwrite(str(tmp), array):
-            raise DataError(path, "could not write PNG", "check free space and permissions")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        Path(tmp).unlink(missing_ok=True)
     return path
 
 
 def write_text(path: Path | str, text: str) -> Path:
     """Atomically write a text file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = atomic_path(path)
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_bytes(path, text.encode())
+
+
+def write_png(path: Path | str, array: np.ndarray) -> Path:
+    """Atomically write a uint8 array (or float in [0, 1]) as a grayscale PNG."""
+    if array.dtype != np.uint8:
+        array = np.clip(np.rint(np.asarray(array, np.float32) * 255.0), 0, 255).astype(np.uint8)
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(array))
+    if not ok:
+        raise DataError(path, f"could not encode a {array.shape} array as PNG")
+    return write_bytes(path, encoded.tobytes())

@@ -22,13 +22,15 @@ physical image-formation models.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from axondeepsynth.data import images
+from axondeepsynth.data.formats import bids
+from axondeepsynth.data.records import Sample
 
 PIXEL_SIZE = 0.04  # µm per pixel; a 256x256 field (10 µm) holds ~30 fibres
 BACKGROUND, MYELIN, AXON = 0, 1, 2
@@ -285,25 +287,8 @@ def render_nerve(
 # ----------------------------------------------------------------------------- BIDS export
 
 
-def _write(path: Path, data: bytes | str) -> None:
-    """Write atomically: a temporary file in the same folder, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _json(obj: dict) -> str:
     return json.dumps(obj, indent=2) + "\n"
-
-
-def _png(img: np.ndarray) -> bytes:
-    return cv2.imencode(".png", img)[1].tobytes()
 
 
 def _claim(root: Path, params: dict) -> None:
@@ -315,7 +300,7 @@ def _claim(root: Path, params: dict) -> None:
     elif root.exists() and any(root.iterdir()):
         raise FileExistsError(f"refusing to write a phantom dataset into non-empty {root}")
     else:
-        _write(record, _json(params))
+        images.write_text(record, _json(params))
 
 
 def _description(name: str, dataset_type: str) -> str:
@@ -329,26 +314,18 @@ def _description(name: str, dataset_type: str) -> str:
     )
 
 
-def _sample_paths(root: Path, sub: str, sample: str, look: str) -> dict[str, Path]:
-    """Image, sidecar and the three label masks of one sample."""
-    stem = f"sub-{sub}_sample-{sample}_{look}"
-    micr = Path(f"sub-{sub}") / "micr"
-    paths = {"image": root / micr / f"{stem}.png", "sidecar": root / micr / f"{stem}.json"}
-    for mask in ("axon", "myelin", "axonmyelin"):
-        paths[mask] = root / "derivatives" / "labels" / micr / f"{stem}_seg-{mask}-manual.png"
-    return paths
-
-
-def _sample_files(phantom: Phantom, look: str) -> dict[str, bytes | str]:
-    """Encoded contents for the keys of `_sample_paths`."""
-    labels, ps = phantom.geometry.labels, phantom.geometry.pixel_size
-    return {
-        "image": _png(np.round(phantom.images[look] * 255).astype(np.uint8)),
-        "sidecar": _json({"PixelSize": [ps, ps], "PixelSizeUnits": "um"}),
-        "axon": _png(np.where(labels == AXON, 255, 0).astype(np.uint8)),
-        "myelin": _png(np.where(labels == MYELIN, 255, 0).astype(np.uint8)),
-        "axonmyelin": _png(np.array([0, 127, 255], np.uint8)[labels]),
-    }
+def _sample(i: int, sub: str, sample: str, look: str, seed: int, size, pixel_size) -> Sample:
+    """Phantom i of a dataset, rendered from the geometry seeded by (seed, i)."""
+    sample_seed = int(np.random.SeedSequence([seed, i + 1]).generate_state(1)[0])
+    phantom = render_nerve(size, sample_seed, pixel_size, (look,))
+    return Sample(
+        f"sub-{sub}_sample-{sample}_{look}",
+        f"sub-{sub}",
+        phantom.images[look],
+        pixel_size,
+        phantom.geometry.labels,
+        Path(f"phantom-{sample_seed}"),
+    )
 
 
 def write_bids_dataset(
@@ -396,13 +373,14 @@ def write_bids_dataset(
     }
     for name, text in files.items():
         if not (root / name).exists():
-            _write(root / name, text)
-    for i, (sample, sub) in enumerate(samples):
-        paths = _sample_paths(root, sub, sample, look)
-        if all(p.exists() for p in paths.values()):
-            continue
-        sample_seed = int(np.random.SeedSequence([seed, i + 1]).generate_state(1)[0])
-        phantom = render_nerve(size, sample_seed, pixel_size, (look,))
-        for key, data in _sample_files(phantom, look).items():
-            _write(paths[key], data)
+            images.write_text(root / name, text)
+    # an image is written after its sidecar and masks, so its presence means the sample is whole
+    missing = [
+        (i, sample, sub)
+        for i, (sample, sub) in enumerate(samples)
+        if not (root / f"sub-{sub}" / "micr" / f"sub-{sub}_sample-{sample}_{look}.png").exists()
+    ]
+    if missing:
+        phantoms = (_sample(i, sub, s, look, seed, size, pixel_size) for i, s, sub in missing)
+        bids.write(phantoms, root, look, json.loads(files["dataset_description.json"]))
     return root

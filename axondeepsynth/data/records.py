@@ -61,6 +61,7 @@ class Sample:
     pixel_size: float
     labels: np.ndarray | None
     source: Path
+    source_shape: tuple[int, int] | None = None  # (H, W) in the file, before any resampling
 
 
 def read_labels(record: ImageRecord) -> np.ndarray | None:
@@ -114,4 +115,6 @@ def load_sample(record: ImageRecord, pixel_size: float | None = None) -> Sample:
             f"image is {image.shape[1]}x{image.shape[0]} px",
             f"re-export the mask at the size of {record.image.name}",
         )
-    return Sample(record.name, record.subject, image, float(ps), label_map, record.image)
+    return Sample(
+        record.name, record.subject, image, float(ps), label_map, record.image, image.shape
+    )

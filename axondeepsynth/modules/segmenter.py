@@ -12,7 +12,7 @@ counts as perfect instead of being dropped or scored 0.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
 import numpy as np
 import pytorch_lightning as pl
@@ -20,26 +20,14 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
+from axondeepsynth.config import SegmenterConfig, structured
 from axondeepsynth.data.labels import AXON, MYELIN
 from axondeepsynth.data.tiling import sliding_window
 from axondeepsynth.models.losses import deep_supervision_loss
-from axondeepsynth.models.unet import UNet, UNetConfig
+from axondeepsynth.models.unet import UNet
 
 EVAL_CLASSES = {"myelin": MYELIN, "axon": AXON}
 FLIPS: list[tuple[int, ...]] = [(), (-1,), (-2,), (-2, -1)]  # identity, h, v, both
-
-
-@dataclass
-class SegmenterConfig:
-    """U-Net and optimisation; the defaults are nnU-Net's (SGD, poly decay over max_epochs)."""
-
-    unet: UNetConfig = field(default_factory=UNetConfig)
-    optimizer: str = "sgd"  # sgd (Nesterov) | adamw (use lr=1e-3)
-    lr: float = 1e-2
-    weight_decay: float = 3e-5
-    momentum: float = 0.99  # SGD only
-    poly_exponent: float = 0.9
-    tta_flips: bool = False  # average softmax over h/v flips in predict_image
 
 
 def dice_scores(pred: Tensor, target: Tensor) -> Tensor:
@@ -65,7 +53,7 @@ class Segmenter(pl.LightningModule):
     def __init__(self, cfg: SegmenterConfig | dict | None = None) -> None:
         super().__init__()
         if isinstance(cfg, dict):  # a checkpoint's hyper-parameters
-            cfg = SegmenterConfig(**{**cfg, "unet": UNetConfig(**cfg["unet"])})
+            cfg = structured(SegmenterConfig, cfg)
         self.cfg = cfg or SegmenterConfig()
         self.save_hyperparameters({"cfg": asdict(self.cfg)})  # plain types: weights_only loads
         self.net = UNet(self.cfg.unet)
@@ -117,7 +105,7 @@ class Segmenter(pl.LightningModule):
         flips = FLIPS if self.cfg.tta_flips else FLIPS[:1]
         return sum(self(x.flip(d)).softmax(1).flip(d) for d in flips) / len(flips)
 
-    def predict_image(
+    def predict_proba(
         self,
         image: np.ndarray,
         tile: int,
@@ -125,12 +113,12 @@ class Segmenter(pl.LightningModule):
         batch_size: int = 8,
         on_batch: Callable[[int], None] | None = None,
     ) -> np.ndarray:
-        """uint8 label map of a whole HxW image in [0, 1]: tiled, blended softmax, then argmax."""
+        """Class probabilities [C, H, W] of a whole HxW image in [0, 1]: tiled, blended softmax."""
         was_training = self.training
         self.eval()
         try:
             with torch.inference_mode():
-                probs = sliding_window(
+                return sliding_window(
                     image,
                     self.probabilities,
                     tile,
@@ -142,4 +130,18 @@ class Segmenter(pl.LightningModule):
                 )
         finally:
             self.train(was_training)
-        return probs.argmax(0).astype(np.uint8)
+
+    def predict_image(
+        self,
+        image: np.ndarray,
+        tile: int,
+        overlap: int,
+        batch_size: int = 8,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """uint8 label map of a whole HxW image: the argmax of `predict_proba`."""
+        return (
+            self.predict_proba(image, tile, overlap, batch_size, on_batch)
+            .argmax(0)
+            .astype(np.uint8)
+        )

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from axondeepsynth.config import Config
-from axondeepsynth.pipeline import prepare, train_translator, translate
+from axondeepsynth.pipeline import evaluate, prepare, train_segmenter, train_translator, translate
 from axondeepsynth.pipeline.context import Run
 
 log = logging.getLogger(__name__)
@@ -16,6 +16,8 @@ STAGE_FUNCTIONS: dict[str, Callable[[Run], dict]] = {
     "prepare": prepare.run,
     "train_translator": train_translator.run,
     "translate": translate.run,
+    "train_segmenter": train_segmenter.run,
+    "evaluate": evaluate.run,
 }
 
 
@@ -27,8 +29,6 @@ def run_stages(cfg: Config) -> float | None:
     run = Run(cfg, Path(cfg.paths.output_dir))
     run.out.mkdir(parents=True, exist_ok=True)
     for stage in cfg.stages:
-        if stage not in STAGE_FUNCTIONS:
-            raise NotImplementedError(f"stage '{stage}' is not available yet")
         log.info("stage %s -> %s", stage, run.out)
         run.artifacts |= STAGE_FUNCTIONS[stage](run)
     return run.artifacts.get("objective")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -11,6 +11,8 @@ from axondeepsynth.data.domain import load_domain
 from axondeepsynth.data.records import Sample
 
 Domain = Literal["L", "U"]
+STRATEGY_TRAIN_SET = {"direct": "L", "adaptation": "L", "tutorship": "L2U"}
+STRATEGY_DIRECTION = {"tutorship": "l2u", "adaptation": "u2l"}
 
 
 @dataclass
@@ -18,20 +20,42 @@ class Run:
     cfg: Config
     out: Path
     artifacts: dict[str, Any] = field(default_factory=dict)
-    _domains: dict[str, list[Sample]] = field(default_factory=dict, repr=False)
+    _samples: dict[str, list[Sample]] = field(default_factory=dict, repr=False)
+
+    @property
+    def translator_dir(self) -> Path:
+        """Where the translator and its translations live (shared by a sweep's jobs if set)."""
+        return Path(self.cfg.translator.dir) if self.cfg.translator.dir else self.out / "translator"
+
+    @property
+    def folds(self) -> list[int]:
+        seg = self.cfg.seg
+        return list(range(seg.k)) if seg.fold == "all" else [int(seg.fold)]
+
+    @property
+    def directions(self) -> list[str]:
+        """Translations to make: as configured, else those the strategies need."""
+        if self.cfg.translator.directions:
+            return self.cfg.translator.directions
+        needed = {STRATEGY_DIRECTION.get(s) for s in self.cfg.seg.strategies}
+        return [d for d in ("l2u", "u2l") if d in needed]
 
     def domain_config(self, which: Domain) -> DomainConfig:
         return self.cfg.data.labeled if which == "L" else self.cfg.data.unlabeled
 
-    def domain(self, which: Domain) -> list[Sample]:
-        """The domain's samples at the common pixel size, decoded once per run."""
-        if which not in self._domains:
+    def domain(self, which: Domain, native: bool = False) -> list[Sample]:
+        """A domain's samples, decoded once per run: at the common pixel size, or as stored."""
+        cfg = self.domain_config(which)
+        if native:
+            return self._load(f"{which}-native", replace(cfg, scale=1.0))
+        return self._load(which, cfg)
+
+    def dataset(self, root: str | Path, name: str) -> list[Sample]:
+        """A dataset this pipeline wrote (e.g. a translation), already at the working scale."""
+        return self._load(name, DomainConfig(root=str(root), scale=1.0))
+
+    def _load(self, name: str, cfg: DomainConfig) -> list[Sample]:
+        if name not in self._samples:
             cache = self.out / "cache" if self.cfg.data.cache == "mmap" else None
-            self._domains[which] = load_domain(
-                self.domain_config(which),
-                self.cfg.data.target_pixel_size,
-                which,
-                cache,
-                need_labels=False,
-            )
-        return self._domains[which]
+            self._samples[name] = load_domain(cfg, self.cfg.data.target_pixel_size, name, cache)
+        return self._samples[name]

@@ -1,18 +1,19 @@
 """Stage `train_translator`: fit SynDiff (or CycleGAN) on unpaired L/U tiles.
 
-Scores the untrained model first, so `translator/translator.json` shows what training bought.
+Trained once per translator directory (`translator.dir`, shared across a sweep's jobs). The
+untrained model is scored first, so the record shows what training bought.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+from dataclasses import asdict
 from pathlib import Path
 
 from axondeepsynth.config import Config
 from axondeepsynth.data.datamodules import TranslationDataModule
-from axondeepsynth.data.images import write_text
 from axondeepsynth.modules.translator import SynDiff
+from axondeepsynth.pipeline.artifacts import config_hash, once
 from axondeepsynth.pipeline.context import Run
 from axondeepsynth.pipeline.trainer import build_trainer
 
@@ -20,37 +21,38 @@ log = logging.getLogger(__name__)
 
 
 def run(run: Run) -> dict:
-    cfg, root = run.cfg, run.out / "translator"
+    cfg = run.cfg
+    if cfg.translator.ckpt_path:
+        log.info("using the given translator %s", cfg.translator.ckpt_path)
+        return {"translator_ckpt": cfg.translator.ckpt_path}
+    key = config_hash(asdict(cfg.data), asdict(cfg.model), asdict(cfg.trainer), cfg.seed)
+    return once(run.translator_dir, key, lambda: _train(run, run.translator_dir), distributed=True)
+
+
+def _train(run: Run, root: Path) -> dict:
+    cfg = run.cfg
     dm = TranslationDataModule(cfg.data, cfg.seed, run.domain("L"), run.domain("U"))
     module = SynDiff(cfg.model, paired_val=cfg.data.paired, seed=cfg.seed)
+    untrained = _validate(cfg, root, module, dm) if cfg.ckpt_path is None else {}
     trainer = build_trainer(cfg, root, cfg.model.monitor, cfg.model.monitor_mode)
-    untrained = {}
-    if cfg.ckpt_path is None:
-        untrained = _validate(cfg, root, module, dm)
     trainer.fit(module, dm, ckpt_path=cfg.ckpt_path)
-    ckpt = trainer.checkpoint_callback
-    record = {
-        "best": ckpt.best_model_path,
-        "last": str(root / "checkpoints" / "last.ckpt"),  # spawned ranks do not report it
-        "monitor": cfg.model.monitor,
-        "best_score": _float(ckpt.best_model_score),
-        "final": {
-            k: _float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")
-        },
-        "untrained": untrained,
-    }
-    if trainer.is_global_zero:
-        write_text(root / "translator.json", json.dumps(record, indent=2))
+    final = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    best = trainer.checkpoint_callback.best_model_path
+    last = root / "checkpoints" / "last.ckpt"  # spawned ranks do not report it back
+    monitor = cfg.model.monitor
     log.info(
-        "translator: %s = %.4f (untrained %.4f); best checkpoint %s",
-        cfg.model.monitor,
-        record["final"].get(cfg.model.monitor, float("nan")),
-        untrained.get(cfg.model.monitor, float("nan")),
-        record["best"],
+        "translator: %s = %.4f (untrained %.4f); checkpoint %s",
+        monitor,
+        final.get(monitor, float("nan")),
+        untrained.get(monitor, float("nan")),
+        best or last,
     )
     return {
-        "translator_ckpt": record["best"] or record["last"],
-        "objective": record["final"].get(cfg.model.monitor),
+        "translator_ckpt": best or str(last),
+        "translator_last": str(last),
+        "translator_metrics": final,
+        "translator_untrained": untrained,
+        "objective": final.get(monitor),
     }
 
 
@@ -61,7 +63,3 @@ def _validate(cfg: Config, root: Path, module: SynDiff, dm: TranslationDataModul
     )
     (metrics,) = trainer.validate(module, dm, verbose=False)
     return {k: float(v) for k, v in metrics.items()}
-
-
-def _float(value) -> float | None:
-    return None if value is None else float(value)

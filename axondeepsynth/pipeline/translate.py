@@ -7,19 +7,18 @@ L->U (tutorship) translates the labelled images and carries their labels across;
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from axondeepsynth.data import formats, tiling
-from axondeepsynth.data.images import write_text
 from axondeepsynth.data.records import Sample
 from axondeepsynth.errors import ConfigError
 from axondeepsynth.modules.translator import SynDiff
+from axondeepsynth.pipeline.artifacts import config_hash, once
 from axondeepsynth.pipeline.context import Run
 
 log = logging.getLogger(__name__)
@@ -73,60 +72,66 @@ def run(run: Run) -> dict:
             "no translator to use",
             "add train_translator to stages or pass translator.ckpt_path=...",
         )
+    translated = {}
+    for direction in run.directions:
+        root = run.translator_dir / "translate" / direction
+        key = config_hash(
+            str(ckpt),
+            direction,
+            t.sampler,
+            t.seed,
+            cfg.data.tile_size,
+            cfg.data.tile_overlap,
+            asdict(run.domain_config(SOURCE[direction])),
+            cfg.data.target_pixel_size,
+        )
+        translated[direction] = once(
+            root, key, lambda d=direction, r=root: _translate(run, str(ckpt), d, r)
+        )["translated"]
+    return {"translated": run.artifacts.get("translated", {}) | translated}
+
+
+def _translate(run: Run, ckpt: str, direction: str, root: Path) -> dict:
+    """Translate every image of the source domain; write them in its layout under `root`."""
+    cfg, t = run.cfg, run.cfg.translator
     device = "cuda" if torch.cuda.is_available() and cfg.trainer.accelerator != "cpu" else "cpu"
     module = load_translator(ckpt, device)
-    outputs = {}
-    for direction in t.directions:
-        source = SOURCE[direction]
-        target_cfg = run.domain_config("U" if source == "L" else "L")
-        samples = run.domain(source)
-        index = formats.scan(
-            Path(run.domain_config(source).root), run.domain_config(source).modality
-        )
-        root = run.out / "translate" / direction
-        n_tiles = sum(
-            tiling.count(s.image.shape, cfg.data.tile_size, cfg.data.tile_overlap) for s in samples
-        )
-        names = [s.name for s in samples]
-        with tqdm(total=n_tiles, desc=f"translating {direction}", unit="tile") as bar:
-            translated = (
-                translate_sample(
-                    module,
-                    sample,
-                    direction,
-                    cfg.data.tile_size,
-                    cfg.data.tile_overlap,
-                    t.batch_size,
-                    t.sampler,
-                    t.seed + i,
-                    bar,
-                )
-                for i, sample in enumerate(samples)
+    source_cfg = run.domain_config(SOURCE[direction])
+    target_cfg = run.domain_config("U" if SOURCE[direction] == "L" else "L")
+    samples = run.domain(SOURCE[direction])
+    layout = formats.detect_layout(Path(source_cfg.root))
+    tile, overlap = cfg.data.tile_size, cfg.data.tile_overlap
+    n_tiles = sum(tiling.count(s.image.shape, tile, overlap) for s in samples)
+    with tqdm(total=n_tiles, desc=f"translating {direction}", unit="tile") as bar:
+        outputs = (
+            translate_sample(
+                module, s, direction, tile, overlap, t.batch_size, t.sampler, t.seed + i, bar
             )
-            description = {
+            for i, s in enumerate(samples)
+        )
+        paths = formats.write(
+            outputs,
+            root,
+            layout,
+            target_cfg.modality,
+            {
                 "GeneratedBy": [
                     {
                         "Name": "axondeepsynth",
-                        "Description": f"SynDiff {direction} translation of "
-                        f"{run.domain_config(source).root}",
-                        "Checkpoint": str(ckpt),
+                        "Description": f"SynDiff {direction} translation of {source_cfg.root}",
+                        "Checkpoint": ckpt,
                     }
                 ]
-            }
-            formats.write(translated, root, index.layout, target_cfg.modality, description)
-        write_text(
-            root / "translation.json",
-            json.dumps(
-                {
-                    "checkpoint": str(ckpt),
-                    "direction": direction,
-                    "sampler": t.sampler or module.cfg.sampler,
-                    "seed": t.seed,
-                    "images": names,
-                },
-                indent=2,
-            ),
+            },
         )
-        outputs[direction] = str(root)
-        log.info("translated %d images %s -> %s", len(names), direction, root)
-    return {"translated": outputs}
+    files = {s.name: str(p) for s, p in zip(samples, paths, strict=True)}
+    log.info("translated %d images %s -> %s", len(samples), direction, root)
+    return {
+        "translated": {
+            "root": str(root),
+            "layout": layout,
+            "checkpoint": ckpt,
+            "sampler": t.sampler or module.cfg.sampler,
+            "files": files,
+        }
+    }

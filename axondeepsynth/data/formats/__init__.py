@@ -48,8 +48,9 @@ def write(
     layout: str,
     modality: str | None = None,
     description: dict | None = None,
-) -> Path:
-    """Write samples in `layout` (the layout their input had) under `root`."""
+) -> list[Path]:
+    """Write samples in `layout` (the layout their input had) under `root`; returns the image
+    paths in sample order."""
     if layout == "bids":
         return bids.write(samples, root, modality, description or {})
     if layout == "nnunet":

@@ -72,15 +72,14 @@ def scan(root: Path, modality: str | None = None) -> DatasetIndex:
     return index
 
 
-def write(samples: Iterable[Sample], root: Path) -> Path:
+def write(samples: Iterable[Sample], root: Path) -> list[Path]:
     """One AxonDeepSeg folder per sample: image.png, pixel size file and its masks."""
+    paths = []
     for s in samples:
         folder = root / s.name
-        if (folder / "image.png").is_file():
-            continue  # written by an earlier, interrupted run
         images.write_text(folder / PIXEL_SIZE_FILE, f"{s.pixel_size:.6g}\n")
         if s.labels is not None:
             for kind, mask in to_masks(s.labels).items():
                 images.write_png(folder / f"image_seg-{kind}.png", mask)
-        images.write_png(folder / "image.png", s.image)
-    return root
+        paths.append(images.write_png(folder / "image.png", s.image))
+    return paths

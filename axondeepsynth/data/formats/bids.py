@@ -177,12 +177,13 @@ def scan(root: Path, modality: str | None = None) -> DatasetIndex:
     return index
 
 
-def write(samples: Iterable[Sample], root: Path, modality: str | None, description: dict) -> Path:
+def write(
+    samples: Iterable[Sample], root: Path, modality: str | None, description: dict
+) -> list[Path]:
     """Write samples as a BIDS microscopy dataset (labels under derivatives/labels).
 
     Each name's modality suffix is replaced by `modality`; `description` is merged into
-    `dataset_description.json` (e.g. GeneratedBy). Existing files are kept, so an interrupted
-    write resumes where it stopped.
+    `dataset_description.json` (e.g. GeneratedBy). Returns the image paths in sample order.
     """
     images.write_text(
         root / "dataset_description.json",
@@ -191,20 +192,20 @@ def write(samples: Iterable[Sample], root: Path, modality: str | None, descripti
             indent=2,
         ),
     )
+    paths = []
     for s in samples:
         stem = rename(s.name, modality)
         micr = root / s.subject / "micr"
-        if not (micr / f"{stem}.png").is_file():
-            images.write_text(
-                micr / f"{stem}.json",
-                json.dumps({"PixelSize": [s.pixel_size, s.pixel_size], "PixelSizeUnits": "um"}),
-            )
-            if s.labels is not None:
-                seg = root / "derivatives" / "labels" / s.subject / "micr"
-                for kind, mask in to_masks(s.labels).items():
-                    images.write_png(seg / f"{stem}_seg-{kind}-manual.png", mask)
-            images.write_png(micr / f"{stem}.png", s.image)
-    return root
+        images.write_text(
+            micr / f"{stem}.json",
+            json.dumps({"PixelSize": [s.pixel_size, s.pixel_size], "PixelSizeUnits": "um"}),
+        )
+        if s.labels is not None:
+            seg = root / "derivatives" / "labels" / s.subject / "micr"
+            for kind, mask in to_masks(s.labels).items():
+                images.write_png(seg / f"{stem}_seg-{kind}-manual.png", mask)
+        paths.append(images.write_png(micr / f"{stem}.png", s.image))
+    return paths
 
 
 def rename(name: str, modality: str | None) -> str:

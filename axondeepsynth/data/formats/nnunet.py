@@ -60,16 +60,14 @@ def scan(root: Path, modality: str | None = None) -> DatasetIndex:
     return index
 
 
-def write(samples: Iterable[Sample], root: Path, name: str) -> Path:
+def write(samples: Iterable[Sample], root: Path, name: str) -> list[Path]:
     """Write samples as an nnU-Net raw dataset (labelled ones to Tr, the rest to Ts)."""
     root.mkdir(parents=True, exist_ok=True)
-    sizes, n_train = {}, 0
+    sizes, n_train, paths = {}, 0, []
     for sample in samples:
         labelled = sample.labels is not None
-        images.write_png(
-            root / ("imagesTr" if labelled else "imagesTs") / f"{sample.name}_0000.png",
-            sample.image,
-        )
+        folder = "imagesTr" if labelled else "imagesTs"
+        paths.append(images.write_png(root / folder / f"{sample.name}_0000.png", sample.image))
         if labelled:
             images.write_png(root / "labelsTr" / f"{sample.name}.png", sample.labels)
             n_train += 1
@@ -83,4 +81,4 @@ def write(samples: Iterable[Sample], root: Path, name: str) -> Path:
         "pixel_size_um": sizes,
     }
     images.write_text(root / "dataset.json", json.dumps(meta, indent=2))
-    return root
+    return paths

@@ -1,0 +1,170 @@
+"""Stage `evaluate`: pseudo labels for every U image by each strategy and fold, and their Dice.
+
+- direct:     the model trained on L segments U as it is;
+- tutorship:  the model trained on L->U translations segments U;
+- adaptation: the model trained on L segments the U->L translations of U.
+Predictions are blended softmax at the working scale, resized to each image's stored size, and
+written in AxonDeepSeg's convention (`<name>_seg-{axon,myelin,axonmyelin}.png`) under
+`pseudo_labels/<strategy>/fold<k>/`, plus an nnU-Net raw export. Dice is computed per image at
+the stored resolution against U's own labels where it has them. Everything lands in
+`results.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from tqdm.auto import tqdm
+
+from axondeepsynth import report
+from axondeepsynth.data import images
+from axondeepsynth.data.formats import nnunet
+from axondeepsynth.data.labels import to_masks
+from axondeepsynth.errors import ConfigError
+from axondeepsynth.modules.segmenter import Segmenter, dice_per_class
+from axondeepsynth.pipeline.artifacts import config_hash
+from axondeepsynth.pipeline.context import STRATEGY_DIRECTION, STRATEGY_TRAIN_SET, Run
+from axondeepsynth.pipeline.pictures import save_comparison
+
+log = logging.getLogger(__name__)
+CLASSES = ("axon", "myelin")
+
+
+def to_shape(probs: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Label map of `shape` from probabilities [C, h, w] (linearly resized, then argmax)."""
+    if probs.shape[1:] != tuple(shape):
+        probs = cv2.resize(np.moveaxis(probs, 0, -1), shape[::-1], interpolation=cv2.INTER_LINEAR)
+        probs = np.moveaxis(probs, -1, 0)
+    return probs.argmax(0).astype(np.uint8)
+
+
+def strategy_inputs(run: Run, strategy: str) -> list[np.ndarray]:
+    """What the strategy's model sees for each U image (at the working scale)."""
+    if strategy != "adaptation":
+        return [s.image for s in run.domain("U")]
+    translated = run.artifacts.get("translated", {}).get(STRATEGY_DIRECTION[strategy])
+    if translated is None:
+        raise ConfigError(
+            "stages",
+            "adaptation needs the U->L translation",
+            "add translate to stages (or reuse a run via translator.dir)",
+        )
+    return [images.read_image(translated["files"][s.name]) for s in run.domain("U")]
+
+
+def _summary(per_image: dict[str, dict[str, float]]) -> dict:
+    scores = {c: np.array([d[c] for d in per_image.values()]) for c in CLASSES}
+    return {
+        "per_image": per_image,
+        "mean": {c: float(v.mean()) if v.size else None for c, v in scores.items()},
+        "std": {c: float(v.std()) if v.size else None for c, v in scores.items()},
+    }
+
+
+def evaluate_fold(run: Run, strategy: str, fold: int, model: Segmenter) -> dict:
+    """Pseudo-label every U image with one strategy's model; write files; return Dice."""
+    cfg, seg = run.cfg, run.cfg.seg
+    out = run.out / "pseudo_labels" / strategy / f"fold{fold}"
+    native = run.domain("U", native=True)
+    per_image, pseudo = {}, []
+    inputs = strategy_inputs(run, strategy)
+    for i, (sample, x) in enumerate(
+        tqdm(list(zip(native, inputs, strict=True)), desc=f"{strategy} fold {fold}", unit="img")
+    ):
+        probs = model.predict_proba(x, cfg.data.tile_size, cfg.data.tile_overlap, seg.batch_size)
+        pred = to_shape(probs, sample.image.shape)
+        for kind, mask in to_masks(pred).items():
+            images.write_png(out / f"{sample.name}_seg-{kind}.png", mask)
+        pseudo.append(replace(sample, labels=pred))
+        if sample.labels is not None:
+            per_image[sample.name] = {
+                k: round(v, 6) for k, v in dice_per_class(pred, sample.labels).items()
+            }
+        if i < seg.n_overlays:
+            save_comparison(
+                run.out / "overlays" / f"{strategy}_fold{fold}_{sample.name}.png",
+                sample.image,
+                sample.labels,
+                pred,
+            )
+    if seg.export_nnunet:
+        nnunet.write(pseudo, out / f"Dataset500_{strategy}", f"{strategy} pseudo labels")
+    return _summary(per_image)
+
+
+def run(run: Run) -> dict:
+    cfg, seg = run.cfg, run.cfg.seg
+    checkpoints = run.artifacts.get("segmenters", {})
+    device = "cuda" if torch.cuda.is_available() and cfg.trainer.accelerator != "cpu" else "cpu"
+    strategies = {}
+    for strategy in seg.strategies:
+        folds = {}
+        for fold in run.folds:
+            ckpt = checkpoints.get(f"{STRATEGY_TRAIN_SET[strategy]}/fold{fold}")
+            if ckpt is None:
+                raise ConfigError(
+                    "stages",
+                    f"no segmenter for {strategy} fold {fold}",
+                    "add train_segmenter to stages",
+                )
+            model = Segmenter.load_from_checkpoint(ckpt, map_location=device, weights_only=True)
+            folds[str(fold)] = evaluate_fold(run, strategy, fold, model)
+        strategies[strategy] = {"train_set": STRATEGY_TRAIN_SET[strategy], "folds": folds}
+    results = {
+        "task_name": cfg.task_name,
+        "run_dir": str(run.out),
+        "config_hash": config_hash(
+            asdict(cfg.data),
+            asdict(cfg.model),
+            asdict(cfg.trainer),
+            {**asdict(seg), "fold": None},
+            cfg.seed,
+        ),  # folds share it
+        "source": _domain_name(run, "L"),
+        "target": _domain_name(run, "U"),
+        "data": {
+            w: {"root": run.domain_config(w).root, "n_images": len(run.domain(w))}
+            for w in ("L", "U")
+        },
+        "translation": run.artifacts.get("translator_metrics", {}),
+        "strategies": strategies,
+    }
+    images.write_text(run.out / "results.json", json.dumps(results, indent=2))
+    publish(run, report.aggregate([results | {"path": str(run.out / "results.json")}]))
+    first = next(iter(strategies.values()), None)
+    means = [f["mean"]["axon"] for f in first["folds"].values()] if first else []
+    return {
+        "results": str(run.out / "results.json"),
+        "objective": float(np.mean(means)) if means and None not in means else None,
+    }
+
+
+def publish(run: Run, rows: list[dict]) -> None:
+    """Print the paper's table, save its chart, and send both (and overlays) to W&B."""
+    log.info("pseudo-label Dice on U (%s):\n%s", run.out, report.markdown(rows))
+    chart = run.out / "dice.png"
+    images.write_bytes(chart, report.chart(rows))
+    wandb_confs = [c for c in run.cfg.logger.values() if "Wandb" in c.get("_target_", "")]
+    for conf in wandb_confs:
+        logger = instantiate(conf, save_dir=str(run.out))
+        columns, data = report.table_for_logging(rows)
+        logger.log_table("eval/dice", columns=columns, data=data)
+        logger.log_image("eval/dice_chart", [str(chart)])
+        overlays = sorted((run.out / "overlays").glob("*.png"))
+        if overlays:
+            logger.log_image(
+                "eval/overlays", [str(p) for p in overlays], caption=[p.stem for p in overlays]
+            )
+        logger.finalize("success")
+
+
+def _domain_name(run: Run, which: str) -> str:
+    cfg = run.domain_config(which)
+    return cfg.modality or Path(cfg.root).name

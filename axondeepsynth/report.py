@@ -1,0 +1,402 @@
+"""`python -m axondeepsynth.report RUN_DIR [RUN_DIR ...] [--out DIR] [--json]`: the paper's table.
+
+Gathers every `results.json` under the run (or multirun sweep) directories and reports, per
+target domain and strategy, axon and myelin Dice as mean ± std over folds (sample std). Writes
+`table.md`, `table.csv`, `summary.json` and `dice.png`; never overwrites an earlier report.
+Imports neither torch nor Lightning, so it starts in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+from axondeepsynth.data.images import write_bytes, write_text
+from axondeepsynth.errors import AxonDeepSynthError, DataError
+
+STRATEGY_ORDER = ("direct", "tutorship", "adaptation")
+CLASSES = ("axon", "myelin")
+COLUMNS = [
+    "target",
+    "source",
+    "strategy",
+    "config_hash",
+    "n_folds",
+    "n_images",
+    "axon_mean",
+    "axon_std",
+    "myelin_mean",
+    "myelin_std",
+]
+_RERUN = "re-run the evaluate stage of that job, or delete the file"
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def collect(run_dirs: list[Path]) -> list[dict]:
+    """Load every `**/results.json` under `run_dirs`; each record gains its `path`."""
+    records = []
+    for run_dir in map(Path, run_dirs):
+        if not run_dir.is_dir():
+            raise DataError(run_dir, "not a directory", "pass a run or multirun directory")
+        paths = sorted(run_dir.rglob("results.json"))
+        if not paths:
+            raise DataError(
+                run_dir,
+                "no results.json found under this directory",
+                "pass a run or multirun directory whose evaluate stage has finished",
+            )
+        records += [_load(path) for path in paths]
+    return records
+
+
+def _load(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(path, f"unreadable or corrupt JSON ({err})", _RERUN) from err
+    if not isinstance(data, dict) or not isinstance(data.get("strategies"), dict):
+        raise DataError(path, "no 'strategies' object: not an evaluate results file", _RERUN)
+    for strategy, body in data["strategies"].items():
+        folds = body.get("folds") if isinstance(body, dict) else None
+        if not isinstance(folds, dict):
+            raise DataError(path, f"strategy '{strategy}' has no 'folds' object", _RERUN)
+        for fold, scores in folds.items():
+            mean = scores.get("mean") if isinstance(scores, dict) else None
+            if not isinstance(mean, dict) or not all(_is_number(mean.get(c)) for c in CLASSES):
+                raise DataError(
+                    path, f"strategy '{strategy}' fold {fold} lacks mean axon/myelin Dice", _RERUN
+                )
+    return {**data, "path": str(path)}
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# --- aggregation ---------------------------------------------------------------------------
+
+
+def aggregate(records: list[dict]) -> list[dict]:
+    """One row per (target, source, strategy, config_hash): Dice mean ± std over unique folds.
+
+    A fold seen in several files of the same config is counted once (a warning goes to stderr
+    when the copies disagree). `n_images` is the number of test images per fold (their mean
+    when folds differ); `translation` averages the files' SSIM/PSNR scores.
+    """
+    groups: dict[tuple, dict] = {}
+    for record in records:
+        for strategy, body in record["strategies"].items():
+            key = (
+                str(record.get("target")),
+                str(record.get("source")),
+                strategy,
+                record.get("config_hash"),
+            )
+            group = groups.setdefault(key, {"folds": {}, "files": {}})
+            group["files"][record["path"]] = record.get("translation") or {}
+            for fold, scores in body["folds"].items():
+                _add_fold(group["folds"], str(fold), scores, key, record["path"])
+    rows = [_row(key, group) for key, group in groups.items()]
+    return sorted(rows, key=_sort_key)
+
+
+def _add_fold(folds: dict, fold: str, scores: dict, key: tuple, path: str) -> None:
+    entry = {c: float(scores["mean"][c]) for c in CLASSES}
+    per_image = scores.get("per_image")
+    entry["n_images"] = len(per_image) if isinstance(per_image, dict) else None
+    seen = folds.get(fold)
+    if seen is None:
+        folds[fold] = {**entry, "path": path}
+    elif not all(math.isclose(seen[c], entry[c], rel_tol=1e-9, abs_tol=1e-12) for c in CLASSES):
+        _, _, strategy, config_hash = key
+        print(
+            f"warning: config {config_hash} strategy '{strategy}' fold {fold} differs between "
+            f"{seen['path']} (kept) and {path} (ignored)",
+            file=sys.stderr,
+        )
+
+
+def _row(key: tuple, group: dict) -> dict:
+    target, source, strategy, config_hash = key
+    folds = dict(sorted(group["folds"].items(), key=lambda kv: _fold_order(kv[0])))
+    row = {
+        "target": target,
+        "source": source,
+        "strategy": strategy,
+        "config_hash": config_hash,
+        "n_folds": len(folds),
+        "n_images": _images_per_fold(folds.values()),
+    }
+    for c in CLASSES:
+        values = [f[c] for f in folds.values()]
+        row[f"{c}_mean"] = statistics.fmean(values)
+        row[f"{c}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+    row["translation"] = _translation(group["files"].values())
+    row["folds"] = folds
+    row["files"] = sorted(group["files"])
+    return row
+
+
+def _fold_order(fold: str) -> tuple:
+    return (0, int(fold), "") if fold.isdigit() else (1, 0, fold)
+
+
+def _images_per_fold(folds) -> int | float | None:
+    counts = [f["n_images"] for f in folds if f["n_images"] is not None]
+    if not counts:
+        return None
+    return counts[0] if len(set(counts)) == 1 else round(statistics.fmean(counts), 1)
+
+
+def _translation(per_file) -> dict[str, float]:
+    """Mean over files of each SSIM/PSNR score (their `_std` companions are left out)."""
+    values: dict[str, list[float]] = {}
+    for scores in per_file:
+        for name, value in scores.items():
+            metric = name.rsplit("/", 1)[-1]
+            if metric in ("ssim", "psnr") and _is_number(value):
+                values.setdefault(name, []).append(float(value))
+    return {name: statistics.fmean(v) for name, v in sorted(values.items())}
+
+
+def _strategy_rank(strategy: str) -> tuple:
+    if strategy in STRATEGY_ORDER:
+        return (STRATEGY_ORDER.index(strategy), "")
+    return (len(STRATEGY_ORDER), strategy)
+
+
+def _sort_key(row: dict) -> tuple:
+    return (row["source"], row["target"], _strategy_rank(row["strategy"]), row["config_hash"] or "")
+
+
+# --- tables --------------------------------------------------------------------------------
+
+
+def _pair(row: dict) -> tuple[str, str]:
+    return row["source"], row["target"]
+
+
+def _ambiguous(rows: list[dict]) -> set[tuple]:
+    """(source, target, strategy) that several config hashes report: their rows show the hash."""
+    hashes: dict[tuple, set] = {}
+    for row in rows:
+        hashes.setdefault((*_pair(row), row["strategy"]), set()).add(row["config_hash"])
+    return {key for key, found in hashes.items() if len(found) > 1}
+
+
+def _series(rows: list[dict]) -> dict[tuple, str]:
+    """Map (strategy, hash or None) -> display label, in paper order."""
+    ambiguous = _ambiguous(rows)
+    keys = {_series_key(row, ambiguous) for row in rows}
+    ordered = sorted(keys, key=lambda k: (_strategy_rank(k[0]), k[1] or ""))
+    return {k: k[0] if k[1] is None else f"{k[0]} [{k[1]}]" for k in ordered}
+
+
+def _series_key(row: dict, ambiguous: set[tuple]) -> tuple[str, str | None]:
+    shown = (*_pair(row), row["strategy"]) in ambiguous
+    return row["strategy"], (row["config_hash"] or "?") if shown else None
+
+
+def _pairs(rows: list[dict]) -> list[tuple[str, str]]:
+    return sorted({_pair(row) for row in rows})
+
+
+def _fmt(mean: float, std: float) -> str:
+    return f"{mean:.3f} ± {std:.3f}"
+
+
+def markdown(rows: list[dict]) -> str:
+    """The paper's table: a row per strategy, Dice mean ± std and fold count per target."""
+    if not rows:
+        return "_no results_\n"
+    ambiguous, series, pairs = _ambiguous(rows), _series(rows), _pairs(rows)
+    cells = {(_series_key(r, ambiguous), _pair(r)): r for r in rows}
+    header = ["strategy"]
+    for source, target in pairs:
+        header += [f"{source} → {target} {c} Dice" for c in CLASSES] + ["n folds"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join([" --- "] + [" ---: "] * (len(header) - 1)) + "|",
+    ]
+    for key, label in series.items():
+        line = [label]
+        for pair in pairs:
+            row = cells.get((key, pair))
+            if row is None:
+                line += ["–"] * (len(CLASSES) + 1)
+            else:
+                line += [_fmt(row[f"{c}_mean"], row[f"{c}_std"]) for c in CLASSES]
+                line.append(str(row["n_folds"]))
+        lines.append("| " + " | ".join(line) + " |")
+    return "\n".join(lines + _translation_lines(rows, ambiguous)) + "\n"
+
+
+def _translation_lines(rows: list[dict], ambiguous: set[tuple]) -> list[str]:
+    """One line per (source, target[, hash]) with the translator's mean SSIM/PSNR."""
+    seen, lines = set(), []
+    for row in rows:
+        shown = any(key[:2] == _pair(row) for key in ambiguous)
+        key = (*_pair(row), row["config_hash"] if shown else None)
+        if key in seen or not row["translation"]:
+            continue
+        seen.add(key)
+        scores = ", ".join(_score(name, v) for name, v in row["translation"].items())
+        label = f"{key[0]} → {key[1]}" + (f" [{key[2]}]" if shown else "")
+        lines.append(f"- {label}: {scores}")
+    return ["", "Translation quality (mean over runs):", *lines] if lines else []
+
+
+def _score(name: str, value: float) -> str:
+    parts = name.split("/")
+    metric = parts[-1]
+    where = parts[-2] if len(parts) > 1 else ""
+    text = f"{value:.2f} dB" if metric == "psnr" else f"{value:.3f}"
+    return f"{where} {metric.upper()} {text}".strip()
+
+
+def table_for_logging(rows: list[dict]) -> tuple[list[str], list[list]]:
+    """Columns and data of the flat table (as in table.csv), e.g. for `wandb.Table`."""
+    extra = sorted({name for row in rows for name in row["translation"]})
+    columns = COLUMNS + extra
+    data = [
+        [row.get(c) for c in COLUMNS] + [row["translation"].get(n) for n in extra] for row in rows
+    ]
+    return columns, data
+
+
+def _csv(rows: list[dict]) -> str:
+    columns, data = table_for_logging(rows)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([["" if v is None else v for v in line] for line in data])
+    return buffer.getvalue()
+
+
+# --- chart ---------------------------------------------------------------------------------
+
+_COLOURS = {"direct": "#4C72B0", "tutorship": "#DD8452", "adaptation": "#55A868"}
+_ERR = {"ecolor": "#222222", "capsize": 3, "elinewidth": 1}
+_SPARE = ("#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974", "#64B5CD")
+
+
+def chart(rows: list[dict]) -> bytes:
+    """Grouped bars (x: target domain, a bar per strategy, a panel per class) as PNG bytes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    ambiguous, series, pairs = _ambiguous(rows), _series(rows), _pairs(rows)
+    cells = {(_series_key(r, ambiguous), _pair(r)): r for r in rows}
+    one_source = len({s for s, _ in pairs}) == 1
+    ticks = [t if one_source else f"{s} → {t}" for s, t in pairs]
+    width = 0.8 / max(len(series), 3)  # one or two bars stay bar-shaped
+    panel = max(3.5, 0.8 + len(pairs) * (0.45 * len(series) + 0.5))
+    fig = Figure(figsize=(len(CLASSES) * panel + 0.8, 4.6), dpi=120)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(CLASSES), sharey=True, squeeze=False)[0]
+    spare = iter(_SPARE * 4)
+    colours = {k: _COLOURS.get(k[0]) if k[1] is None else None for k in series}
+    colours = {k: c or next(spare) for k, c in colours.items()}
+    for ax, cls in zip(axes, CLASSES, strict=True):
+        for i, (key, label) in enumerate(series.items()):
+            xs, ys, es = [], [], []
+            for x, pair in enumerate(pairs):
+                row = cells.get((key, pair))
+                if row is not None:
+                    xs.append(x + width * (i + 0.5 - len(series) / 2))
+                    ys.append(row[f"{cls}_mean"])
+                    es.append(row[f"{cls}_std"])
+            ax.bar(xs, ys, width * 0.92, yerr=es, label=label, color=colours[key], error_kw=_ERR)
+            for x, y, e in zip(xs, ys, es, strict=True):
+                ax.text(x, y + e + 0.015, f"{y:.2f}", ha="center", va="bottom", fontsize=7)
+        ax.set_title(f"{cls} Dice")
+        ax.set_xticks(range(len(pairs)), ticks)
+        ax.set_xlabel(f"target domain (source: {pairs[0][0]})" if one_source else "source → target")
+        ax.set_xlim(-0.6, len(pairs) - 0.4)
+        ax.set_ylim(0, 1.08)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+    axes[0].set_ylabel("Dice (mean ± std over folds)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    ncol = min(len(labels), 6)
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False)
+    folds = sorted({r["n_folds"] for r in rows})
+    n = f"{folds[0]}" if len(folds) == 1 else f"{folds[0]}–{folds[-1]}"
+    n += " fold" if n == "1" else " folds"
+    fig.suptitle(f"Pseudo-label Dice by strategy and target domain ({n}, error bar = std)")
+    fig.tight_layout(rect=(0, 0.02 + 0.06 * math.ceil(len(labels) / ncol), 1, 1))
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+# --- output --------------------------------------------------------------------------------
+
+
+def _free_dir(out: Path) -> Path:
+    """`out` if absent or empty, else the first absent-or-empty `out-2`, `out-3`, ..."""
+    for i in range(1, 10_000):
+        candidate = out if i == 1 else out.with_name(f"{out.name}-{i}")
+        try:
+            candidate.mkdir(parents=True)
+            return candidate
+        except FileExistsError:
+            if candidate.is_dir() and not any(candidate.iterdir()):
+                return candidate
+    raise DataError(out, "no free report directory", "remove old reports")
+
+
+def write_report(rows: list[dict], out: Path) -> Path:
+    """Write table.md, table.csv, summary.json and dice.png; returns the directory used.
+
+    That is `out`, or `out-2`, `out-3`, ... when `out` already holds files.
+    """
+    out = _free_dir(Path(out))
+    write_text(out / "table.md", markdown(rows))
+    write_text(out / "table.csv", _csv(rows))
+    write_text(out / "summary.json", json.dumps({"rows": rows}, indent=2) + "\n")
+    write_bytes(out / "dice.png", chart(rows))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m axondeepsynth.report", description=__doc__)
+    parser.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    parser.add_argument("--out", type=Path, help="report directory (default: RUN_DIR/report)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    args = parser.parse_args(argv)
+    try:
+        rows = aggregate(collect(args.run_dirs))
+        if not rows:
+            raise DataError(
+                args.run_dirs[0], "results.json files hold no strategies", "run evaluate first"
+            )
+        wanted = args.out or args.run_dirs[0] / "report"
+        out = write_report(rows, wanted)
+    except AxonDeepSynthError as err:
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    if out != wanted:
+        print(f"note: {wanted} is not empty; wrote the report to {out}", file=sys.stderr)
+    else:
+        print(f"report written to {out}", file=sys.stderr)
+    print(json.dumps(rows, indent=2) if args.json else markdown(rows).rstrip("\n"))
+    return 0
+
+
+def _one_line(err: AxonDeepSynthError) -> str:
+    if isinstance(err, DataError):
+        return f"{err.path}: {err.problem}" + (f" (fix: {err.fix})" if err.fix else "")
+    return str(err).replace("\n", " ")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""The whole pipeline as users run it: a tiny 2-fold sweep end to end, then the report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from conftest import REPO
+
+from axondeepsynth import report
+from axondeepsynth.pipeline.evaluate import to_shape
+
+TINY = [
+    "data.tile_size=32",
+    "data.tile_overlap=8",
+    "data.tiles_per_epoch=8",
+    "data.batch_size=4",
+    "data.val_tiles_per_image=1",
+    "trainer.max_epochs=1",
+    "trainer.enable_progress_bar=false",
+    "seg.max_epochs=1",
+    "seg.tiles_per_epoch=8",
+    "seg.k=2",
+    "seg.net.unet.depth=3",
+    "logger=csv",
+]
+
+
+def test_two_fold_sweep_end_to_end(tmp_path: Path) -> None:
+    shared = tmp_path / "shared_translator"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "axondeepsynth.run",
+            "-m",
+            "+experiment=demo",
+            "seg.fold=0,1",
+            f"translator.dir={shared}",
+            f"paths.root_dir={tmp_path}",
+            *TINY,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = sorted(tmp_path.glob("logs/demo/multiruns/*/[0-9]"))
+    assert len(jobs) == 2
+    # the translator is trained once and reused by the second fold
+    assert "reusing" in (jobs[1] / "demo.log").read_text()
+    assert len(list(shared.glob("checkpoints/*.ckpt"))) >= 1
+    for fold, job in enumerate(jobs):
+        results = json.loads((job / "results.json").read_text())
+        assert set(results["strategies"]) == {"direct", "tutorship", "adaptation"}
+        for strategy in results["strategies"].values():
+            scores = strategy["folds"][str(fold)]
+            assert len(scores["per_image"]) == 8  # every U phantom is labelled
+            assert all(0 <= v <= 1 for d in scores["per_image"].values() for v in d.values())
+        out = job / "pseudo_labels" / "tutorship" / f"fold{fold}"
+        mask = cv2.imread(str(next(out.glob("*_seg-axonmyelin.png"))), cv2.IMREAD_UNCHANGED)
+        assert mask.shape == (256, 256)  # the stored size of U's images, not the working scale
+        assert set(np.unique(mask)) <= {0, 127, 255}
+        assert (out / "Dataset500_tutorship" / "dataset.json").is_file()
+        assert len(list((job / "overlays").glob("tutorship_*.png"))) == 3
+        split = json.loads((job / "seg" / "L" / f"fold{fold}" / "split.json").read_text())
+        assert split["fold"] == fold and not set(split["train"]) & set(split["val"])
+    rows = report.aggregate(report.collect([jobs[0].parent]))
+    assert {r["strategy"]: r["n_folds"] for r in rows} == {
+        "direct": 2,
+        "tutorship": 2,
+        "adaptation": 2,
+    }
+
+
+def test_probabilities_resized_before_argmax() -> None:
+    probs = np.zeros((3, 2, 2), np.float32)
+    probs[2, :, 1] = 1.0  # right column axon
+    probs[0, :, 0] = 1.0
+    labels = to_shape(probs, (4, 8))
+    assert labels.shape == (4, 8)
+    assert (labels[:, :3] == 0).all() and (labels[:, 5:] == 2).all()
