@@ -75,6 +75,7 @@ class TranslationStageConfig:
     directions: list[str] = field(default_factory=list)  # l2u, u2l; [] = what seg.strategies need
     sampler: str | None = None  # diffusive | resnet; default: the model's
     batch_size: int = 8  # tiles per forward pass
+    precision: str = "32"  # 32 | bf16 (autocast; about 1.6x faster on CPUs with avx512_bf16)
     seed: int = 0
 
 
@@ -309,6 +310,12 @@ def _validate_translator(obj: Config) -> None:
         "model.sampler",
         "model=cyclegan has no diffusive sampler",
         "set model.sampler=resnet",
+    )
+    _check(
+        t.precision in ("32", "bf16"),
+        "translator.precision",
+        f"unknown precision '{t.precision}'",
+        "use 32 or bf16",
     )
     for i, direction in enumerate(t.directions):
         _check(

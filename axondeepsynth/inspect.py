@@ -14,7 +14,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from axondeepsynth.data import formats, images
-from axondeepsynth.data.records import ImageRecord, Problem, read_labels
+from axondeepsynth.data.records import ImageRecord, Problem, check_mask_shape, read_labels
 from axondeepsynth.errors import AxonDeepSynthError, DataError
 
 
@@ -51,14 +51,7 @@ def summarise(record: ImageRecord) -> tuple[ImageSummary, list[Problem]]:
         s.width, s.height, s.dtype, s.channels = info.width, info.height, info.dtype, info.channels
         label_map = read_labels(record)
         if label_map is not None:
-            if label_map.shape != (info.height, info.width):
-                mask = next(iter(record.labels.values()))
-                raise DataError(
-                    mask,
-                    f"mask is {label_map.shape[1]}x{label_map.shape[0]} px but "
-                    f"the image is {info.width}x{info.height} px",
-                    f"re-export the mask at the size of {record.image.name}",
-                )
+            check_mask_shape(record, label_map, (info.height, info.width))
             s.label_fractions = {
                 k: round(float((label_map == v).mean()), 4) for k, v in (("myelin", 1), ("axon", 2))
             }

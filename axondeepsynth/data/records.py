@@ -95,6 +95,17 @@ def read_labels(record: ImageRecord) -> np.ndarray | None:
     return None
 
 
+def check_mask_shape(record: ImageRecord, labels: np.ndarray | None, shape: tuple) -> None:
+    """Raise if a record's masks are not the size of its image."""
+    if labels is not None and labels.shape != tuple(shape):
+        raise DataError(
+            next(iter(record.labels.values())),
+            f"mask is {labels.shape[1]}x{labels.shape[0]} px but its image is "
+            f"{shape[1]}x{shape[0]} px",
+            f"re-export the mask at the size of {record.image.name}",
+        )
+
+
 def load_sample(record: ImageRecord, pixel_size: float | None = None) -> Sample:
     """Decode a record; `pixel_size` (µm) replaces a missing one from the dataset."""
     ps = record.pixel_size if record.pixel_size is not None else pixel_size
@@ -107,14 +118,7 @@ def load_sample(record: ImageRecord, pixel_size: float | None = None) -> Sample:
         )
     image = images.read_image(record.image)
     label_map = read_labels(record)
-    if label_map is not None and label_map.shape != image.shape:
-        mask = next(iter(record.labels.values()))
-        raise DataError(
-            mask,
-            f"mask is {label_map.shape[1]}x{label_map.shape[0]} px but its "
-            f"image is {image.shape[1]}x{image.shape[0]} px",
-            f"re-export the mask at the size of {record.image.name}",
-        )
+    check_mask_shape(record, label_map, image.shape)
     return Sample(
         record.name, record.subject, image, float(ps), label_map, record.image, image.shape
     )

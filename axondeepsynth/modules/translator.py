@@ -92,37 +92,54 @@ class SynDiff(pl.LightningModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
         x_l, x_u = batch["x_l"] * 2 - 1, batch["x_u"] * 2 - 1
-        gen, logs = self._step_generator(), {}
-
-        # ---- discriminators -------------------------------------------------------------
+        gen = self._step_generator()
         self.toggle_optimizer(opt_d)
-        loss_d = 0.0
+        loss_d, logs = self.discriminator_loss(x_l, x_u, gen)
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(loss_d)
+        opt_d.step()
+        self.untoggle_optimizer(opt_d)
+        self.toggle_optimizer(opt_g)
+        loss_g, logs_g = self.generator_loss(x_l, x_u, gen)
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(loss_g)
+        opt_g.step()
+        self.untoggle_optimizer(opt_g)
+        self.G_ema.update(self.G)
+        self.batches_seen += 1
+        batch_size = x_l.shape[0]
+        self.log_dict(logs | logs_g, on_step=True, on_epoch=True, batch_size=batch_size)
+        self.log("train/g_total", loss_g.detach(), prog_bar=True, batch_size=batch_size)
+
+    def discriminator_loss(
+        self, x_l: Tensor, x_u: Tensor, gen: torch.Generator
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """D step: time-conditioned Ds on real pairs vs posterior samples (+ lazy R1), PatchGANs
+        on real images vs non-diffusive translations. Generators run without autograd."""
+        logs, loss_diff = {}, 0.0
         if self.diffusive:
-            draws = self._pairs(x_l, x_u, gen)
-            (t_l, x_l_t, x_l_tp1), (t_u, x_u_t, x_u_tp1) = draws
+            (t_l, x_l_t, x_l_tp1), (t_u, x_u_t, x_u_tp1) = self._pairs(x_l, x_u, gen)
             x_l_t.requires_grad_(True)
             x_u_t.requires_grad_(True)
             d_real_l = self.D["disc_l"](x_l_t, t_l, x_l_tp1).view(-1)
             d_real_u = self.D["disc_u"](x_u_t, t_u, x_u_tp1).view(-1)
-            loss_real = F.softplus(-d_real_l).mean() + F.softplus(-d_real_u).mean()
+            loss_diff = F.softplus(-d_real_l).mean() + F.softplus(-d_real_u).mean()
             if self.batches_seen % self.cfg.lazy_reg == 0:
                 r1 = self._r1(d_real_l, x_l_t) + self._r1(d_real_u, x_u_t)
-                loss_real = loss_real + self.cfg.r1_gamma / 2 * r1
+                loss_diff = loss_diff + self.cfg.r1_gamma / 2 * r1
                 logs["train/r1"] = r1.detach()
             z_l, z_u = self._z(x_l, gen), self._z(x_u, gen)
-            with torch.no_grad():
-                x_u_res, x_l_res = self.G["res_l2u"](x_l), self.G["res_u2l"](x_u)
+        with torch.no_grad():
+            x_u_res, x_l_res = self.G["res_l2u"](x_l), self.G["res_u2l"](x_u)
+            if self.diffusive:
                 x_l_pos = self._posterior("diff_u2l", x_l_tp1, x_u_res, t_l, z_l, gen)
                 x_u_pos = self._posterior("diff_l2u", x_u_tp1, x_l_res, t_u, z_u, gen)
-            loss_fake = (
+        if self.diffusive:
+            loss_diff = loss_diff + (
                 F.softplus(self.D["disc_l"](x_l_pos, t_l, x_l_tp1)).mean()
                 + F.softplus(self.D["disc_u"](x_u_pos, t_u, x_u_tp1)).mean()
             )
-            loss_d = loss_real + loss_fake
-            logs["train/d_diff"] = loss_d.detach()
-        else:
-            with torch.no_grad():
-                x_u_res, x_l_res = self.G["res_l2u"](x_l), self.G["res_u2l"](x_u)
+            logs["train/d_diff"] = loss_diff.detach()
         loss_patch = (
             F.softplus(-self.D["patch_l"](x_l)).mean()
             + F.softplus(-self.D["patch_u"](x_u)).mean()
@@ -130,14 +147,13 @@ class SynDiff(pl.LightningModule):
             + F.softplus(self.D["patch_u"](x_u_res)).mean()
         )
         logs["train/d_patch"] = loss_patch.detach()
-        opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(loss_d + loss_patch)
-        opt_d.step()
-        self.untoggle_optimizer(opt_d)
+        return loss_diff + loss_patch, logs
 
-        # ---- generators -----------------------------------------------------------------
-        self.toggle_optimizer(opt_g)
-        loss_adv = loss_l1 = 0.0
+    def generator_loss(
+        self, x_l: Tensor, x_u: Tensor, gen: torch.Generator
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """G step: adversarial (diffusive + PatchGAN) + lambda_l1 * (diffusive L1 + cycle L1)."""
+        logs, loss_adv, loss_l1 = {}, 0.0, 0.0
         if self.diffusive:
             (t_l, _, x_l_tp1), (t_u, _, x_u_tp1) = self._pairs(x_l, x_u, gen)
             z_l, z_u = self._z(x_l, gen), self._z(x_u, gen)
@@ -165,14 +181,7 @@ class SynDiff(pl.LightningModule):
             "train/g_cycle": loss_cycle.detach(),
             "train/g": loss_g.detach(),
         }
-        opt_g.zero_grad(set_to_none=True)
-        self.manual_backward(loss_g)
-        opt_g.step()
-        self.untoggle_optimizer(opt_g)
-        self.G_ema.update(self.G)
-        self.batches_seen += 1
-        self.log_dict(logs, prog_bar=False, on_step=True, on_epoch=True, batch_size=x_l.shape[0])
-        self.log("train/g_total", loss_g.detach(), prog_bar=True, batch_size=x_l.shape[0])
+        return loss_g, logs
 
     def _pairs(self, x_l: Tensor, x_u: Tensor, gen: torch.Generator) -> tuple[tuple, tuple]:
         """t and (x_t, x_tp1) for both domains, in the reference's draw order."""

@@ -34,7 +34,7 @@ def load_translator(path: str | Path, device: torch.device | str = "cpu") -> Syn
             "point it at a translator/checkpoints/*.ckpt of an earlier run",
         )
     module = SynDiff.load_from_checkpoint(path, map_location=device, weights_only=True)
-    return module.eval()
+    return module.eval().to(memory_format=torch.channels_last)
 
 
 def translate_sample(
@@ -47,19 +47,30 @@ def translate_sample(
     sampler: str | None,
     seed: int,
     progress=None,
+    bf16: bool = False,
 ) -> Sample:
-    """Translate one whole image tile by tile (blended overlaps); labels are carried along."""
+    """Translate one whole image, tiles batched and blended; labels are carried along.
+
+    Runs under inference mode, channels-last, and bf16 autocast when asked.
+    """
     gen = torch.Generator(module.device).manual_seed(seed)
-    image = tiling.sliding_window(
-        sample.image,
-        lambda x: module.translate(x, direction, sampler, gen),
-        tile,
-        overlap,
-        batch_size,
-        device=module.device,
-        dtype=module.dtype,
-        on_batch=progress.update if progress else None,
-    )
+
+    def translate(x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(module.device.type, torch.bfloat16, enabled=bf16):
+            x = x.contiguous(memory_format=torch.channels_last)
+            return module.translate(x, direction, sampler, gen).float()
+
+    with torch.inference_mode():
+        image = tiling.sliding_window(
+            sample.image,
+            translate,
+            tile,
+            overlap,
+            batch_size,
+            device=module.device,
+            dtype=module.dtype,
+            on_batch=progress.update if progress else None,
+        )
     return replace(sample, image=image[0].clip(0.0, 1.0))
 
 
@@ -105,7 +116,16 @@ def _translate(run: Run, ckpt: str, direction: str, root: Path) -> dict:
     with tqdm(total=n_tiles, desc=f"translating {direction}", unit="tile") as bar:
         outputs = (
             translate_sample(
-                module, s, direction, tile, overlap, t.batch_size, t.sampler, t.seed + i, bar
+                module,
+                s,
+                direction,
+                tile,
+                overlap,
+                t.batch_size,
+                t.sampler,
+                t.seed + i,
+                bar,
+                bf16=t.precision == "bf16",
             )
             for i, s in enumerate(samples)
         )

@@ -1,0 +1,159 @@
+"""`make bench`: every benchmark in one run, each in its own process, then the ratios.
+
+    python -m benchmarks [--full] [--skip NAME ...]
+`--full` adds the 256 px, batch 4 training iteration (about 15 min on 2 CPU cores).
+Results are printed and saved to logs/bench/<time>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(module: str, *args: str) -> dict:
+    cmd = [sys.executable, "-m", module, *args]
+    print("$", " ".join(cmd[2:]), flush=True)
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    print("  ", json.dumps(result), flush=True)
+    return result
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}"
+
+
+def train_steps(full: bool) -> list[dict]:
+    rows = []
+    configs = [(128, 1), (128, 4), (256, 1)] + ([(256, 4)] if full else [])
+    for size, batch in configs:
+        iters = "3" if size == 128 and batch == 1 else "2"
+        args = ["--size", str(size), "--batch", str(batch), "--iters", iters]
+        ours = run("benchmarks.train_step", "--impl", "ours", *args)
+        ref = run("benchmarks.train_step", "--impl", "reference", *args)
+        rows.append(
+            {
+                "size": size,
+                "batch": batch,
+                "ours_s": ours["sec_per_iter"],
+                "reference_s": ref["sec_per_iter"],
+                "time_ratio": ours["sec_per_iter"] / ref["sec_per_iter"],
+                "ours_peak_mb": ours["peak_rss_mb"],
+                "reference_peak_mb": ref["peak_rss_mb"],
+                "memory_ratio": ours["peak_rss_mb"] / ref["peak_rss_mb"],
+            }
+        )
+    return rows
+
+
+def demo() -> dict:
+    start = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "axondeepsynth.run",
+            "+experiment=demo",
+            "logger=csv",
+            "trainer.enable_progress_bar=false",
+            "hydra.run.dir=logs/bench/demo",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    return {"wall_s": time.perf_counter() - start}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--full", action="store_true")
+    parser.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["train", "translate", "memory", "data", "seg", "demo"],
+    )
+    a = parser.parse_args()
+    results: dict = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M")}
+    if "train" not in a.skip:
+        results["train"] = train_steps(a.full)
+    if "translate" not in a.skip:
+        results["translate"] = [
+            run("benchmarks.translate", "speed", "--size", "4096"),
+            run("benchmarks.translate", "speed", "--size", "512", "--sampler", "diffusive"),
+        ]
+    if "memory" not in a.skip:
+        results["memory"] = run("benchmarks.translate", "memory", "--size", "8192")
+    if "data" not in a.skip:
+        results["data"] = run("benchmarks.data_and_seg", "data")
+    if "seg" not in a.skip:
+        results["seg"] = run("benchmarks.data_and_seg", "seg", "--size", "2048")
+    if "demo" not in a.skip:
+        results["demo"] = demo()
+    print_summary(results)
+    out = ROOT / "logs" / "bench" / f"{time.strftime('%Y-%m-%d_%H-%M-%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"\nsaved {out}")
+
+
+def print_summary(r: dict) -> None:
+    print(f"\n== {r['machine']}")
+    for row in r.get("train", []):
+        print(
+            f"train {row['size']}² batch {row['batch']}: ours {row['ours_s']:.2f} s vs published "
+            f"loop {row['reference_s']:.2f} s -> time x{row['time_ratio']:.2f}; peak "
+            f"{row['ours_peak_mb']:.0f} vs {row['reference_peak_mb']:.0f} MB -> memory "
+            f"x{row['memory_ratio']:.2f}"
+        )
+    for t in r.get("translate", []):
+        print(
+            f"translate {t['size']}² ({t['sampler']}, {t['tiles']} tiles): one at a time "
+            f"{t['one_at_a_time_s']:.1f} s; batched fp32 {t['ours_fp32_speedup']:.2f}x, "
+            f"bf16 {t['ours_bf16_speedup']:.2f}x faster ({t['ours_bf16_mpix_per_s']:.3f} MPix/s)"
+        )
+    if "memory" in r:
+        m = r["memory"]
+        print(
+            f"translate {m['size']}²: peak {m['above_image_and_model_mb']:.0f} MB above the "
+            f"image ({m['image_mb']:.0f} MB) and model"
+        )
+    if "data" in r:
+        d = r["data"]
+        step = next((row for row in r.get("train", []) if row["size"] == 256), None)
+        need = f"; the 256² step consumes {d['batch'] / step['ours_s'] * 1:.2f}" if step else ""
+        ratio = f" -> x{d['tile_pairs_per_s'] * step['ours_s']:.0f}" if step else ""
+        print(
+            f"data: {d['tile_pairs_per_s']:.0f} tile pairs/s{need}{ratio}; "
+            f"{d['decodes']} decodes for {d['images']} images"
+        )
+    if "seg" in r:
+        s = r["seg"]
+        print(f"segmentation {s['size']}²: batched x{s['speedup']:.2f} vs one tile at a time")
+    if "demo" in r:
+        print(f"make demo: {r['demo']['wall_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
