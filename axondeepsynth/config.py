@@ -98,6 +98,9 @@ class TranslatorConfig:
     lr_min: float = 1e-5  # cosine decay floor, per epoch over trainer.max_epochs
     lr_decay: bool = True
     ema_decay: float = 0.999
+    # recompute generator/discriminator blocks in backward instead of storing activations:
+    # identical gradients, much less memory, a few percent more time
+    recompute: bool = True
     sampler: str = "diffusive"  # diffusive | resnet: for validation and translation
     monitor: str = "val/cycle_l/ssim"  # metric that picks the best checkpoint
     monitor_mode: str = "max"

@@ -278,3 +278,18 @@ def test_step_gives_the_published_loops_gradients() -> None:
     for ours, theirs in pairs:
         torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-6)
     assert sum(g.abs().sum() for g in ours_g) > 0 and sum(g.abs().sum() for g in ours_d) > 0
+
+
+def test_recomputed_blocks_give_the_same_gradients() -> None:
+    x_l, x_u = torch.rand(2, 1, TILE, TILE) * 2 - 1, torch.rand(2, 1, TILE, TILE) * 2 - 1
+    grads = []
+    for recompute in (False, True):
+        torch.manual_seed(0)
+        module = SynDiff(tiny_cfg(f"model.recompute={recompute}"))
+        assert module.G["diff_l2u"].enc[0].recompute is recompute
+        loss, _ = module.generator_loss(x_l, x_u, torch.Generator().manual_seed(3))
+        loss.backward()
+        grads.append([p.grad.clone() for p in module.G.parameters() if p.grad is not None])
+    assert len(grads[0]) == len(grads[1]) > 0
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b)

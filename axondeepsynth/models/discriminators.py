@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from axondeepsynth.models.layers import (
     FirDownsample,
+    Recomputable,
     conv2d,
     linear,
     normal_init_,
@@ -41,7 +42,7 @@ class TimeDiscriminatorConfig:
     stddev_group: int = 4  # minibatch-stddev group size; the batch must divide into groups
 
 
-class DownBlock(nn.Module):
+class DownBlock(Recomputable):
     """Residual block halving the resolution with FIR filtering, with an additive time bias.
 
     ``h = conv2(down(act(conv1(act(x)) + dense(t_emb))))``, ``out = (h + skip(down(x))) / sqrt(2)``.

@@ -12,6 +12,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 Fan = Literal["avg", "out"]
 
@@ -171,3 +172,22 @@ class AdaptiveGroupNorm(nn.Module):
     def forward(self, h: Tensor, z_emb: Tensor) -> Tensor:
         gamma, beta = self.style(z_emb)[:, :, None, None].chunk(2, dim=1)
         return gamma * self.norm(h) + beta
+
+
+class Recomputable(nn.Module):
+    """A block that, with `recompute` set, recomputes its forward pass during backward instead
+    of storing its activations: the same gradients for less memory (`set_recompute`)."""
+
+    recompute = False
+
+    def __call__(self, *args: Tensor) -> Tensor:
+        if self.recompute and torch.is_grad_enabled():
+            return checkpoint(super().__call__, *args, use_reentrant=False)
+        return super().__call__(*args)
+
+
+def set_recompute(net: nn.Module, on: bool) -> None:
+    """Switch activation recomputation on or off for every `Recomputable` block of `net`."""
+    for module in net.modules():
+        if isinstance(module, Recomputable):
+            module.recompute = on

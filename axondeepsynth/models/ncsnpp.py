@@ -20,6 +20,7 @@ from axondeepsynth.models.layers import (
     FirDownConv2d,
     FirDownsample,
     FirUpsample,
+    Recomputable,
     conv2d,
     linear,
     timestep_embedding,
@@ -64,7 +65,7 @@ class SelfAttention2d(nn.Module):
         return (x + self.proj(y)) * SQRT_HALF
 
 
-class ResBlock(nn.Module):
+class ResBlock(Recomputable):
     """BigGAN residual block with AdaGN(z), an additive time bias and optional FIR resampling.
 
     ``h = conv1(act(AdaGN(conv0(resample(act(AdaGN(x)))) + dense(act(t_emb)))))``,

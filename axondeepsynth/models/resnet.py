@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from axondeepsynth.models.layers import normal_init_
+from axondeepsynth.models.layers import Recomputable, normal_init_
 
 
 @dataclass
@@ -28,7 +28,7 @@ def conv_norm_relu(in_ch: int, out_ch: int, kernel_size: int, **conv_kw: int) ->
     return [nn.Conv2d(in_ch, out_ch, kernel_size, **conv_kw), nn.InstanceNorm2d(out_ch), nn.ReLU()]
 
 
-class ResnetBlock(nn.Module):
+class ResnetBlock(Recomputable):
     """``x + IN(conv(pad(ReLU(IN(conv(pad(x)))))))`` with 3x3 convs and reflection padding."""
 
     def __init__(self, dim: int) -> None:

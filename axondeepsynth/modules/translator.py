@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from axondeepsynth.config import TranslatorConfig, structured
 from axondeepsynth.models.diffusion import Diffusion
 from axondeepsynth.models.discriminators import PatchDiscriminator, TimeDiscriminator
+from axondeepsynth.models.layers import set_recompute
 from axondeepsynth.models.ncsnpp import NCSNpp
 from axondeepsynth.models.resnet import ResnetGenerator
 from axondeepsynth.modules.ema import EMA
@@ -60,6 +61,7 @@ class SynDiff(pl.LightningModule):
                 "disc_u": TimeDiscriminator(cfg.time_disc),
             }
         self.G, self.D = nn.ModuleDict(gens), nn.ModuleDict(discs)
+        set_recompute(self, cfg.recompute)
         self.G_ema = EMA(self.G, cfg.ema_decay)
         self.diffusion = Diffusion(cfg.diffusion)
         self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
@@ -68,8 +70,8 @@ class SynDiff(pl.LightningModule):
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
         c = self.cfg
-        opt_g = torch.optim.Adam(self.G.parameters(), lr=c.lr_g, betas=tuple(c.betas))
-        opt_d = torch.optim.Adam(self.D.parameters(), lr=c.lr_d, betas=tuple(c.betas))
+        opt_g = torch.optim.Adam(self.G.parameters(), lr=c.lr_g, betas=tuple(c.betas), fused=True)
+        opt_d = torch.optim.Adam(self.D.parameters(), lr=c.lr_d, betas=tuple(c.betas), fused=True)
         if not c.lr_decay:
             return [opt_g, opt_d]
         epochs = max(1, self.trainer.max_epochs or 1)
@@ -93,17 +95,18 @@ class SynDiff(pl.LightningModule):
         opt_g, opt_d = self.optimizers()
         x_l, x_u = batch["x_l"] * 2 - 1, batch["x_u"] * 2 - 1
         gen = self._step_generator()
+        # gradients are dropped right after each step, so D's never coexist with G's
         self.toggle_optimizer(opt_d)
         loss_d, logs = self.discriminator_loss(x_l, x_u, gen)
-        opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)
         opt_d.step()
+        opt_d.zero_grad(set_to_none=True)
         self.untoggle_optimizer(opt_d)
         self.toggle_optimizer(opt_g)
         loss_g, logs_g = self.generator_loss(x_l, x_u, gen)
-        opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss_g)
         opt_g.step()
+        opt_g.zero_grad(set_to_none=True)
         self.untoggle_optimizer(opt_g)
         self.G_ema.update(self.G)
         self.batches_seen += 1
