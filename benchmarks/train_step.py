@@ -32,8 +32,8 @@ class Timer(pl.Callback):
         self.times.append(time.perf_counter() - self.start)
 
 
-def model(size: int) -> SynDiff:
-    cfg = TranslatorConfig()
+def model(size: int, recompute: bool) -> SynDiff:
+    cfg = TranslatorConfig(recompute=recompute)
     cfg.diffusive.image_size = size
     return SynDiff(cfg)
 
@@ -65,12 +65,14 @@ def time_ours(size: int, batch: int, iters: int, precision: str = "32-true") -> 
         enable_model_summary=False,
         callbacks=[timer],
     )
-    trainer.fit(model(size), DataLoader(batches(size, batch, iters), batch_size=None))
+    trainer.fit(
+        model(size, recompute=True), DataLoader(batches(size, batch, iters), batch_size=None)
+    )
     return timer.times
 
 
 def time_reference(size: int, batch: int, iters: int) -> list[float]:
-    m = model(size)
+    m = model(size, recompute=False)  # the published networks store their activations
     c = m.cfg
     opt_g = torch.optim.Adam(m.G.parameters(), lr=c.lr_g, betas=tuple(c.betas))
     opt_d = torch.optim.Adam(m.D.parameters(), lr=c.lr_d, betas=tuple(c.betas))

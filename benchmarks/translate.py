@@ -3,7 +3,7 @@
     python -m benchmarks.translate speed --size 4096 --sampler resnet
     python -m benchmarks.translate memory --size 8192
 Each prints one JSON line. The baseline is what a straightforward loop does: one tile per forward
-pass, fp32, under no_grad; ours batches tiles under inference_mode, channels-last, optionally bf16.
+pass, fp32, under no_grad; ours batches tiles under inference_mode, optionally in bf16.
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ def one_at_a_time(m: SynDiff, img: np.ndarray, sampler: str) -> np.ndarray:
 
 
 def ours(m: SynDiff, img: np.ndarray, sampler: str, batch: int, bf16: bool) -> np.ndarray:
-    m = m.to(memory_format=torch.channels_last)
     sample = Sample("bench", "sub-0", img, 0.1, None, Path("bench.png"))
     return translate_sample(m, sample, "l2u", TILE, OVERLAP, batch, sampler, 0, bf16=bf16).image
 

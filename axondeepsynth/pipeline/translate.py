@@ -34,7 +34,7 @@ def load_translator(path: str | Path, device: torch.device | str = "cpu") -> Syn
             "point it at a translator/checkpoints/*.ckpt of an earlier run",
         )
     module = SynDiff.load_from_checkpoint(path, map_location=device, weights_only=True)
-    return module.eval().to(memory_format=torch.channels_last)
+    return module.eval()
 
 
 def translate_sample(
@@ -51,13 +51,12 @@ def translate_sample(
 ) -> Sample:
     """Translate one whole image, tiles batched and blended; labels are carried along.
 
-    Runs under inference mode, channels-last, and bf16 autocast when asked.
+    Runs under inference mode, and bf16 autocast when asked.
     """
     gen = torch.Generator(module.device).manual_seed(seed)
 
     def translate(x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(module.device.type, torch.bfloat16, enabled=bf16):
-            x = x.contiguous(memory_format=torch.channels_last)
             return module.translate(x, direction, sampler, gen).float()
 
     with torch.inference_mode():
