@@ -156,11 +156,14 @@ class TrainerConfig:
 
 @dataclass
 class PathsConfig:
-    root_dir: str = "${hydra:runtime.cwd}"
-    data_dir: str = "${paths.root_dir}/data"
-    log_dir: str = "${paths.root_dir}/logs"
-    output_dir: str = "${hydra:runtime.output_dir}"
-    shared_data: str = "${oc.env:AXONDEEPSYNTH_SHARED_DATA,${paths.root_dir}/../shared/data}"
+    """Where things live; the values are in conf/paths/default.yaml."""
+
+    root_dir: str = MISSING
+    data_dir: str = MISSING
+    log_dir: str = MISSING
+    output_dir: str = MISSING
+    shared_data: str = MISSING
+    min_free_gb: float = 2.0  # refuse to start a run on a disk with less free space
 
 
 @dataclass

@@ -23,3 +23,18 @@ class ConfigError(AxonDeepSynthError):
     def __init__(self, key: str, problem: str, fix: str = "") -> None:
         self.key = key
         super().__init__(f"config '{key}': {problem}" + (f"\n  fix: {fix}" if fix else ""))
+
+
+class NumericalError(AxonDeepSynthError):
+    """A loss became NaN or infinite; training stops before the bad step is applied or saved."""
+
+
+def check_finite(terms: dict, step: int, epoch: int) -> None:
+    """Raise NumericalError naming the first non-finite loss term (a dict of scalar tensors)."""
+    for name, value in terms.items():
+        if not bool(value.isfinite()):
+            raise NumericalError(
+                f"loss term {name} = {value.item()} at batch {step} (epoch {epoch}); the update "
+                "was not applied and no checkpoint was written from it\n  fix: lower the learning "
+                "rate or use 32-bit precision, then resume with ckpt_path=last"
+            )

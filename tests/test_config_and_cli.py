@@ -133,3 +133,16 @@ def test_slurm_launcher_config_composes() -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "SlurmLauncher" in result.stdout and "requeue: true" in result.stdout
+
+
+def test_unwritable_or_full_output_fails_before_work(tmp_path: Path) -> None:
+    from axondeepsynth.errors import AxonDeepSynthError
+    from axondeepsynth.pipeline import check_output_dir
+
+    check_output_dir(tmp_path / "run", min_free_gb=0.0)
+    with pytest.raises(AxonDeepSynthError, match="GB free"):
+        check_output_dir(tmp_path / "run", min_free_gb=1e9)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(AxonDeepSynthError, match="cannot write the run directory"):
+        check_output_dir(blocker / "run", min_free_gb=0.0)

@@ -293,3 +293,25 @@ def test_recomputed_blocks_give_the_same_gradients() -> None:
     assert len(grads[0]) == len(grads[1]) > 0
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_nan_loss_stops_with_the_term_named_and_no_checkpoint(tmp_path: Path) -> None:
+    from axondeepsynth.errors import NumericalError
+
+    module = SynDiff(tiny_cfg())
+    before = params(module)
+    bad = {"x_l": torch.full((2, 1, TILE, TILE), float("nan")), "x_u": torch.rand(2, 1, TILE, TILE)}
+    checkpoint = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_last=True)
+    trainer = pl.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[checkpoint],
+    )
+    with pytest.raises(NumericalError, match=r"loss term train/\w+ = nan at batch 0"):
+        trainer.fit(module, DataLoader([bad], batch_size=None), DataLoader([bad], batch_size=None))
+    assert not list(tmp_path.glob("*.ckpt"))
+    after = params(module)
+    assert all(torch.equal(before[k], after[k]) for k in before)

@@ -23,6 +23,7 @@ from torchmetrics import MeanMetric
 from axondeepsynth.config import SegmenterConfig, structured
 from axondeepsynth.data.labels import AXON, MYELIN
 from axondeepsynth.data.tiling import sliding_window
+from axondeepsynth.errors import check_finite
 from axondeepsynth.models.losses import deep_supervision_loss
 from axondeepsynth.models.unet import UNet
 
@@ -64,6 +65,7 @@ class Segmenter(pl.LightningModule):
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss = deep_supervision_loss(self(batch["image"]), batch["labels"])
+        check_finite({"train/loss": loss.detach()}, batch_idx, self.current_epoch)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
         return loss
 

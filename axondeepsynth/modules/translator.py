@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from axondeepsynth.config import TranslatorConfig, structured
+from axondeepsynth.errors import check_finite
 from axondeepsynth.models.diffusion import Diffusion
 from axondeepsynth.models.discriminators import PatchDiscriminator, TimeDiscriminator
 from axondeepsynth.models.layers import set_recompute
@@ -98,12 +99,14 @@ class SynDiff(pl.LightningModule):
         # gradients are dropped right after each step, so D's never coexist with G's
         self.toggle_optimizer(opt_d)
         loss_d, logs = self.discriminator_loss(x_l, x_u, gen)
+        check_finite(logs, int(self.batches_seen), self.current_epoch)
         self.manual_backward(loss_d)
         opt_d.step()
         opt_d.zero_grad(set_to_none=True)
         self.untoggle_optimizer(opt_d)
         self.toggle_optimizer(opt_g)
         loss_g, logs_g = self.generator_loss(x_l, x_u, gen)
+        check_finite(logs_g, int(self.batches_seen), self.current_epoch)
         self.manual_backward(loss_g)
         opt_g.step()
         opt_g.zero_grad(set_to_none=True)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 from axondeepsynth.config import Config
+from axondeepsynth.errors import AxonDeepSynthError
 from axondeepsynth.pipeline import evaluate, prepare, train_segmenter, train_translator, translate
 from axondeepsynth.pipeline.context import Run
 
@@ -21,13 +23,34 @@ STAGE_FUNCTIONS: dict[str, Callable[[Run], dict]] = {
 }
 
 
+def check_output_dir(out: Path, min_free_gb: float) -> None:
+    """Fail before any work if the run directory cannot be written or its disk is nearly full."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write_test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise AxonDeepSynthError(
+            f"{out}: cannot write the run directory ({err.strerror})\n"
+            "  fix: pass hydra.run.dir=/a/writable/folder"
+        ) from None
+    free_gb = shutil.disk_usage(out).free / 2**30
+    if free_gb < min_free_gb:
+        raise AxonDeepSynthError(
+            f"{out}: only {free_gb:.1f} GB free, {min_free_gb} GB needed\n"
+            "  fix: free space, pick another hydra.run.dir, or lower "
+            "paths.min_free_gb"
+        )
+
+
 def run_stages(cfg: Config) -> float | None:
     """Run `cfg.stages` in order in the run directory; return the last `objective` reported."""
     import pytorch_lightning as pl
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     run = Run(cfg, Path(cfg.paths.output_dir))
-    run.out.mkdir(parents=True, exist_ok=True)
+    check_output_dir(run.out, cfg.paths.min_free_gb)
     for stage in cfg.stages:
         log.info("stage %s -> %s", stage, run.out)
         run.artifacts |= STAGE_FUNCTIONS[stage](run)
