@@ -62,7 +62,7 @@ class DataConfig:
     val_tiles_per_image: int = 4
     cache: str = "memory"  # memory | mmap (decoded once into the run directory)
     geometric_aug: bool = True
-    intensity_aug: bool = False
+    intensity_aug: bool = False  # segmentation only: the translator must see true intensities
     paired: bool = False  # L and U show the same scenes: also score direct translations
 
 
@@ -117,7 +117,7 @@ class SegmenterConfig:
     weight_decay: float = 3e-5
     momentum: float = 0.99  # SGD only
     poly_exponent: float = 0.9
-    tta_flips: bool = False  # average softmax over h/v flips in predict_image
+    tta_flips: bool = False  # average softmax over h/v flips when predicting whole images
 
 
 @dataclass
@@ -338,6 +338,13 @@ def _validate_translator(obj: Config) -> None:
             f"is {m.diffusive.image_size} but data.tile_size is {tile}",
             "set both to the same size (the generator's attention sits at a fixed resolution)",
         )
+    group = min(obj.data.batch_size, m.time_disc.stddev_group)
+    _check(
+        m.name != "syndiff" or obj.data.batch_size % group == 0,
+        "data.batch_size",
+        f"{obj.data.batch_size} does not split into minibatch-stddev groups of {group}",
+        f"use a multiple of {m.time_disc.stddev_group} (or 1-{m.time_disc.stddev_group})",
+    )
     down = 2 ** (len(m.time_disc.ch_mult) - 1)
     _check(
         m.name != "syndiff" or tile % down == 0,

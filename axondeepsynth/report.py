@@ -69,6 +69,8 @@ def _load(path: Path) -> dict:
         if not isinstance(folds, dict):
             raise DataError(path, f"strategy '{strategy}' has no 'folds' object", _RERUN)
         for fold, scores in folds.items():
+            if isinstance(scores, dict) and scores.get("mean") is None:
+                continue  # U had no labels in that run: pseudo labels only, no Dice
             mean = scores.get("mean") if isinstance(scores, dict) else None
             if not isinstance(mean, dict) or not all(_is_number(mean.get(c)) for c in CLASSES):
                 raise DataError(
@@ -103,7 +105,8 @@ def aggregate(records: list[dict]) -> list[dict]:
             group = groups.setdefault(key, {"folds": {}, "files": {}})
             group["files"][record["path"]] = record.get("translation") or {}
             for fold, scores in body["folds"].items():
-                _add_fold(group["folds"], str(fold), scores, key, record["path"])
+                if scores.get("mean") is not None:
+                    _add_fold(group["folds"], str(fold), scores, key, record["path"])
     rows = [_row(key, group) for key, group in groups.items()]
     return sorted(rows, key=_sort_key)
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, compose_cfg
-from omegaconf import OmegaConf
 
 from axondeepsynth.errors import ConfigError
 from axondeepsynth.inspect import main as inspect_main
@@ -26,6 +25,20 @@ def test_experiments_compose_and_validate() -> None:
     cfg = compose_cfg("+experiment=demo")
     assert cfg.task_name == "demo" and cfg.data.labeled.phantom.look == "TEM"
     assert cfg.data.unlabeled.phantom.look == "SEM" and cfg.data.unlabeled.root.endswith("SEM")
+    for target in ("sem", "bf", "tem_macaque"):
+        for strategy in ("tutorship", "adaptation", "direct"):
+            cfg = compose_cfg(
+                f"+experiment={target}_{strategy}", "data.labeled.root=/l", "data.unlabeled.root=/u"
+            )
+            assert cfg.seg.strategies == [strategy] and cfg.task_name == f"{target}_{strategy}"
+            assert ("translate" in cfg.stages) == (strategy != "direct")
+
+
+def test_batch_size_must_split_into_stddev_groups() -> None:
+    with pytest.raises(ConfigError) as err:
+        compose_cfg("data.batch_size=6", "data.tiles_per_epoch=12")
+    assert err.value.key == "data.batch_size"
+    compose_cfg("data.batch_size=8", "data.tiles_per_epoch=16")
 
 
 @pytest.mark.parametrize(
@@ -49,11 +62,6 @@ def test_unknown_key_and_wrong_type_fail_at_compose() -> None:
         compose_cfg("data.tile_sise=3")
     with pytest.raises(Exception, match="data.tile_size"):
         compose_cfg("data.tile_size=abc")
-
-
-def test_schema_defaults_roundtrip() -> None:
-    cfg = compose_cfg()
-    assert OmegaConf.structured(cfg).data.tile_size == cfg.data.tile_size
 
 
 def test_help_is_fast() -> None:

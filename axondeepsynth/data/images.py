@@ -17,6 +17,8 @@ import tifffile
 
 from axondeepsynth.errors import DataError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 _TIFF = (".tif", ".tiff")
 
@@ -119,6 +121,7 @@ def write_bytes(path: Path | str, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes owner-only files
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

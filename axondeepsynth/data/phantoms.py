@@ -30,10 +30,10 @@ import numpy as np
 
 from axondeepsynth.data import images
 from axondeepsynth.data.formats import bids
+from axondeepsynth.data.labels import AXON, BACKGROUND, MYELIN
 from axondeepsynth.data.records import Sample
 
 PIXEL_SIZE = 0.04  # µm per pixel; a 256x256 field (10 µm) holds ~30 fibres
-BACKGROUND, MYELIN, AXON = 0, 1, 2
 BIDS_VERSION = "1.9.0"
 GENERATOR = "axondeepsynth.phantoms"
 

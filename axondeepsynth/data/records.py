@@ -11,8 +11,6 @@ from axondeepsynth.data import images
 from axondeepsynth.data import labels as lbl
 from axondeepsynth.errors import DataError
 
-LABEL_KINDS = ("axon", "myelin", "axonmyelin", "index")
-
 
 @dataclass(frozen=True)
 class ImageRecord:
@@ -25,7 +23,7 @@ class ImageRecord:
     modality: str | None = None
     pixel_size: float | None = None  # µm per pixel
     pixel_size_from: str = ""  # the file it came from, or where it was looked for
-    labels: dict[str, Path] = field(default_factory=dict)  # LABEL_KINDS -> mask file
+    labels: dict[str, Path] = field(default_factory=dict)  # axon|myelin|axonmyelin|index -> mask
     index_labels: dict[int, int] = field(default_factory=dict)  # 'index' mask value -> class
 
 
@@ -113,8 +111,8 @@ def load_sample(record: ImageRecord, pixel_size: float | None = None) -> Sample:
         raise DataError(
             record.image,
             f"no pixel size (looked in {record.pixel_size_from})",
-            "add it there, or pass the domain's `pixel_size=<µm>` (or `scale=<factor>`) "
-            "in the config",
+            "add it there, or give the domain's pixel size in µm in the config "
+            "(data.labeled.pixel_size=... or data.unlabeled.pixel_size=...)",
         )
     image = images.read_image(record.image)
     label_map = read_labels(record)

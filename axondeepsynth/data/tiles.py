@@ -139,10 +139,11 @@ class EpochSampler(Sampler[int]):
         return 0, 1
 
     def __len__(self) -> int:
-        rank, world = self._rank()
-        return len(range(rank, self.length, world))
+        return self.length // self._rank()[1]
 
     def __iter__(self) -> Iterator[int]:
+        """Every rank gets the same number of indices (a remainder is dropped), so DDP ranks
+        run the same number of steps."""
         rank, world = self._rank()
         base = self.epoch * self.length
-        return iter(range(base + rank, base + self.length, world))
+        return iter(range(base + rank, base + len(self) * world, world))

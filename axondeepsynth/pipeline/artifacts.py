@@ -33,7 +33,7 @@ def config_hash(*parts: Any) -> str:
 
 def _is_launcher_child() -> bool:
     """A DDP rank that Lightning re-launched: rank 0 owns the lock and writes the record."""
-    return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
+    return any(int(os.environ.get(v, "0")) > 0 for v in ("LOCAL_RANK", "NODE_RANK", "RANK"))
 
 
 def once(directory: Path, key: str, produce: Callable[[], dict], distributed: bool = False) -> dict:
@@ -45,6 +45,8 @@ def once(directory: Path, key: str, produce: Callable[[], dict], distributed: bo
     directory.mkdir(parents=True, exist_ok=True)
     record = directory / RECORD
     if _is_launcher_child():
+        if record.is_file():
+            return json.loads(record.read_text())["artifacts"]
         if distributed:
             return produce()  # rank 0 holds the lock and waits for this rank inside fit()
         log.info("waiting for rank 0 to complete %s", directory)

@@ -60,11 +60,14 @@ def strategy_inputs(run: Run, strategy: str) -> list[np.ndarray]:
 
 
 def _summary(per_image: dict[str, dict[str, float]]) -> dict:
+    """Per-image Dice with mean and std over images (None when U has no labels)."""
+    if not per_image:
+        return {"per_image": {}, "mean": None, "std": None}
     scores = {c: np.array([d[c] for d in per_image.values()]) for c in CLASSES}
     return {
         "per_image": per_image,
-        "mean": {c: float(v.mean()) if v.size else None for c, v in scores.items()},
-        "std": {c: float(v.std()) if v.size else None for c, v in scores.items()},
+        "mean": {c: float(v.mean()) for c, v in scores.items()},
+        "std": {c: float(v.std()) for c, v in scores.items()},
     }
 
 
@@ -137,12 +140,18 @@ def run(run: Run) -> dict:
         "strategies": strategies,
     }
     images.write_text(run.out / "results.json", json.dumps(results, indent=2))
-    publish(run, report.aggregate([results | {"path": str(run.out / "results.json")}]))
-    first = next(iter(strategies.values()), None)
-    means = [f["mean"]["axon"] for f in first["folds"].values()] if first else []
+    rows = report.aggregate([results | {"path": str(run.out / "results.json")}])
+    if rows:
+        publish(run, rows)
+    else:
+        log.info(
+            "U has no labels: pseudo labels are in %s, there is no Dice to report",
+            run.out / "pseudo_labels",
+        )
+    # the sweep objective: mean axon Dice of the table's first row
     return {
         "results": str(run.out / "results.json"),
-        "objective": float(np.mean(means)) if means and None not in means else None,
+        "objective": rows[0]["axon_mean"] if rows else None,
     }
 
 

@@ -50,6 +50,13 @@ def training_samples(run: Run, train_set: str) -> tuple[list[Sample], str]:
             f"no labelled images in {origin}",
             "domain L needs *_seg-axon/myelin masks",
         )
+    k = run.cfg.seg.k
+    if k > 1 and len(labelled) < k:
+        raise ConfigError(
+            "seg.k",
+            f"{len(labelled)} labelled images in {origin} cannot make {k} folds",
+            "lower seg.k (seg.k=1 trains on all of them)",
+        )
     return labelled, origin
 
 

@@ -86,6 +86,8 @@ def run(run: Run) -> dict:
     for direction in run.directions:
         root = run.translator_dir / "translate" / direction
         key = config_hash(
+            t.precision,
+            t.batch_size,  # the batch shapes the noise stream of the diffusive sampler
             str(ckpt),
             direction,
             t.sampler,

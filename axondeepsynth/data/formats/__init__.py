@@ -12,6 +12,7 @@ from axondeepsynth.errors import DataError
 
 def detect_layout(root: Path) -> str:
     """Name the layout of a dataset root."""
+    root = Path(root).expanduser()
     if (root / "dataset.json").is_file() and (root / "imagesTr").is_dir():
         return "nnunet"
     if (root / "dataset_description.json").is_file() or any(root.glob("sub-*")):
