@@ -62,11 +62,18 @@ class Sample:
     source_shape: tuple[int, int] | None = None  # (H, W) in the file, before any resampling
 
 
+def _binary(path: Path) -> np.ndarray:
+    """A binary mask as 0/255, whether it was saved as 0/255 or 0/1."""
+    mask = images.read_mask(path)
+    return mask * 255 if mask.max() == 1 else mask
+
+
 def read_labels(record: ImageRecord) -> np.ndarray | None:
     """Decode a record's masks into one label map (0 background, 1 myelin, 2 axon)."""
     paths = record.labels
     if "axonmyelin" in paths:
-        return lbl.from_axonmyelin(images.read_mask(paths["axonmyelin"]))
+        mask = images.read_mask(paths["axonmyelin"])
+        return mask if mask.max() <= 2 else lbl.from_axonmyelin(mask)  # 0/1/2 saved as is
     if "index" in paths:
         raw = images.read_mask(paths["index"])
         unknown = set(np.unique(raw).tolist()) - set(record.index_labels)
@@ -81,8 +88,7 @@ def read_labels(record: ImageRecord) -> np.ndarray | None:
             lut[value] = cls
         return lut[raw]
     if "axon" in paths or "myelin" in paths:
-        axon = images.read_mask(paths["axon"]) if "axon" in paths else None
-        myelin = images.read_mask(paths["myelin"]) if "myelin" in paths else None
+        axon, myelin = (_binary(paths[k]) if k in paths else None for k in ("axon", "myelin"))
         if axon is not None and myelin is not None and axon.shape != myelin.shape:
             raise DataError(
                 paths["myelin"],
