@@ -9,6 +9,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from conftest import REPO
 
 from axondeepsynth import report
@@ -85,3 +86,60 @@ def test_probabilities_resized_before_argmax() -> None:
     labels = to_shape(probs, (4, 8))
     assert labels.shape == (4, 8)
     assert (labels[:, :3] == 0).all() and (labels[:, 5:] == 2).all()
+
+
+def test_translation_resumes_after_a_crash_without_redoing_images(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A crash at image 4 of 6: the re-run translates images 4-6 only and keeps 1-3 untouched."""
+    import torch
+    from conftest import compose_cfg
+
+    from axondeepsynth.modules.translator import SynDiff
+    from axondeepsynth.pipeline import translate
+    from axondeepsynth.pipeline.context import Run
+
+    cfg = compose_cfg(
+        "+experiment=demo",
+        "model=syndiff_tiny",
+        "data.tile_size=32",
+        "data.tile_overlap=8",
+        "translator.directions=[l2u]",
+        "data.labeled.phantom.n_images=6",
+        "translator.sampler=resnet",
+        tmp=tmp_path,
+    )
+    ckpt = tmp_path / "t.ckpt"
+    torch.save(
+        {
+            "state_dict": SynDiff(cfg.model).state_dict(),
+            "hyper_parameters": {
+                "cfg": __import__("dataclasses").asdict(cfg.model),
+                "paired_val": False,
+                "seed": 0,
+            },
+            "pytorch-lightning_version": "2.6.0",
+        },
+        ckpt,
+    )
+    cfg.translator.ckpt_path = str(ckpt)
+    calls, real = [], translate.translate_sample
+
+    def crashing(*args, **kwargs):
+        calls.append(args[1].name)
+        if len(calls) == 4:
+            raise RuntimeError("node lost")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(translate, "translate_sample", crashing)
+    run = Run(cfg, tmp_path / "run")
+    with pytest.raises(RuntimeError, match="node lost"):
+        translate.run(run)
+    written = sorted((run.translator_dir / "translate" / "l2u").rglob("sub-*_SEM.png"))
+    stamps = {p: p.stat().st_mtime_ns for p in written}
+    assert len(written) == 3 and not (run.translator_dir / "translate/l2u/done.json").exists()
+    calls.clear()
+    out = translate.run(Run(cfg, tmp_path / "run"))["translated"]["l2u"]
+    assert len(calls) == 3 and len(out["files"]) == 6
+    assert all(p.stat().st_mtime_ns == stamps[p] for p in written)
+    assert all(Path(f).is_file() for f in out["files"].values())

@@ -1,9 +1,10 @@
 """Stage outputs that are made once: a completion record per stage directory, under a file lock.
 
 A stage directory is complete only when its `done.json` exists; that record names the config it
-was made from (a hash) and its artifacts. Re-runs reuse complete directories, redo incomplete
-ones, and refuse a directory made from another config. Parallel jobs of a sweep that share a
-directory (e.g. one translator for five folds) wait on the lock instead of redoing the work.
+was made from (a hash) and its artifacts, and `started.json` names the config its partial
+contents come from. Re-runs reuse complete directories, resume incomplete ones of the same
+config, and refuse a directory of another config. Parallel jobs of a sweep that share a directory
+(e.g. one translator for five folds) wait on the lock instead of redoing the work.
 """
 
 from __future__ import annotations
@@ -36,6 +37,18 @@ def _is_launcher_child() -> bool:
     return any(int(os.environ.get(v, "0")) > 0 for v in ("LOCAL_RANK", "NODE_RANK", "RANK"))
 
 
+def _claim(directory: Path, key: str) -> None:
+    """Mark `directory` as being filled for `key`, so partial files left by an interrupted run
+    can be trusted (and resumed) by a re-run with the same configuration only."""
+    started = directory / "started.json"
+    if started.is_file() and json.loads(started.read_text())["key"] != key:
+        raise AxonDeepSynthError(
+            f"{directory} holds partial results of another configuration\n  fix: point this "
+            "stage at a new directory or remove that one"
+        )
+    write_text(started, json.dumps({"key": key}))
+
+
 def once(directory: Path, key: str, produce: Callable[[], dict], distributed: bool = False) -> dict:
     """Return the artifacts recorded in `directory`, producing them first if not complete.
 
@@ -64,6 +77,7 @@ def once(directory: Path, key: str, produce: Callable[[], dict], distributed: bo
                 )
             log.info("reusing %s (complete)", directory)
             return done["artifacts"]
+        _claim(directory, key)
         artifacts = produce()
         write_text(record, json.dumps({"key": key, "artifacts": artifacts}, indent=2))
     return artifacts

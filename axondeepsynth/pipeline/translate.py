@@ -114,24 +114,32 @@ def _translate(run: Run, ckpt: str, direction: str, root: Path) -> dict:
     layout = formats.detect_layout(Path(source_cfg.root))
     tile, overlap = cfg.data.tile_size, cfg.data.tile_overlap
     n_tiles = sum(tiling.count(s.image.shape, tile, overlap) for s in samples)
+    target = target_cfg.modality
+
+    def outputs(bar: tqdm):
+        """Translated samples, lazily; those an interrupted run already wrote come back as
+        image=None and are not translated again."""
+        for i, s in enumerate(samples):
+            if formats.image_path(s, root, layout, target).is_file():
+                bar.update(tiling.count(s.image.shape, tile, overlap))
+                yield replace(s, image=None)
+            else:
+                yield translate_sample(
+                    module,
+                    s,
+                    direction,
+                    tile,
+                    overlap,
+                    t.batch_size,
+                    t.sampler,
+                    t.seed + i,
+                    bar,
+                    bf16=t.precision == "bf16",
+                )
+
     with tqdm(total=n_tiles, desc=f"translating {direction}", unit="tile") as bar:
-        outputs = (
-            translate_sample(
-                module,
-                s,
-                direction,
-                tile,
-                overlap,
-                t.batch_size,
-                t.sampler,
-                t.seed + i,
-                bar,
-                bf16=t.precision == "bf16",
-            )
-            for i, s in enumerate(samples)
-        )
         paths = formats.write(
-            outputs,
+            outputs(bar),
             root,
             layout,
             target_cfg.modality,

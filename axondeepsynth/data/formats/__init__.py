@@ -51,9 +51,18 @@ def write(
     description: dict | None = None,
 ) -> list[Path]:
     """Write samples in `layout` (the layout their input had) under `root`; returns the image
-    paths in sample order."""
+    paths in sample order. A sample whose image is None was written before and is only listed."""
     if layout == "bids":
         return bids.write(samples, root, modality, description or {})
     if layout == "nnunet":
         return nnunet.write(samples, root, root.name)
     return axondeepseg.write(samples, root)
+
+
+def image_path(sample: Sample, root: Path, layout: str, modality: str | None = None) -> Path:
+    """Where `write` puts a sample's image in `layout`."""
+    if layout == "bids":
+        return bids.image_path(sample, root, modality)
+    if layout == "nnunet":
+        return nnunet.image_path(sample, root)
+    return axondeepseg.image_path(sample, root)

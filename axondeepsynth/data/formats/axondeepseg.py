@@ -76,10 +76,18 @@ def write(samples: Iterable[Sample], root: Path) -> list[Path]:
     """One AxonDeepSeg folder per sample: image.png, pixel size file and its masks."""
     paths = []
     for s in samples:
-        folder = root / s.name
-        images.write_text(folder / PIXEL_SIZE_FILE, f"{s.pixel_size:.6g}\n")
+        path = image_path(s, root)
+        paths.append(path)
+        if s.image is None:
+            continue  # written by an interrupted run (the image file is always written last)
+        images.write_text(path.parent / PIXEL_SIZE_FILE, f"{s.pixel_size:.6g}\n")
         if s.labels is not None:
             for kind, mask in to_masks(s.labels).items():
-                images.write_png(folder / f"image_seg-{kind}.png", mask)
-        paths.append(images.write_png(folder / "image.png", s.image))
+                images.write_png(path.parent / f"image_seg-{kind}.png", mask)
+        images.write_png(path, s.image)
     return paths
+
+
+def image_path(sample: Sample, root: Path) -> Path:
+    """Where `write` puts a sample's image."""
+    return root / sample.name / "image.png"

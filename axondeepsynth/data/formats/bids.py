@@ -194,18 +194,25 @@ def write(
     )
     paths = []
     for s in samples:
-        stem = rename(s.name, modality)
-        micr = root / s.subject / "micr"
+        path = image_path(s, root, modality)
+        paths.append(path)
+        if s.image is None:
+            continue  # written by an interrupted run (the image file is always written last)
         images.write_text(
-            micr / f"{stem}.json",
+            path.with_suffix(".json"),
             json.dumps({"PixelSize": [s.pixel_size, s.pixel_size], "PixelSizeUnits": "um"}),
         )
         if s.labels is not None:
             seg = root / "derivatives" / "labels" / s.subject / "micr"
             for kind, mask in to_masks(s.labels).items():
-                images.write_png(seg / f"{stem}_seg-{kind}-manual.png", mask)
-        paths.append(images.write_png(micr / f"{stem}.png", s.image))
+                images.write_png(seg / f"{path.stem}_seg-{kind}-manual.png", mask)
+        images.write_png(path, s.image)
     return paths
+
+
+def image_path(sample: Sample, root: Path, modality: str | None) -> Path:
+    """Where `write` puts a sample's image."""
+    return root / sample.subject / "micr" / f"{rename(sample.name, modality)}.png"
 
 
 def rename(name: str, modality: str | None) -> str:

@@ -66,11 +66,13 @@ def write(samples: Iterable[Sample], root: Path, name: str) -> list[Path]:
     sizes, n_train, paths = {}, 0, []
     for sample in samples:
         labelled = sample.labels is not None
-        folder = "imagesTr" if labelled else "imagesTs"
-        paths.append(images.write_png(root / folder / f"{sample.name}_0000.png", sample.image))
-        if labelled:
-            images.write_png(root / "labelsTr" / f"{sample.name}.png", sample.labels)
-            n_train += 1
+        path = image_path(sample, root)
+        paths.append(path)
+        if sample.image is not None:  # else written by an interrupted run
+            if labelled:
+                images.write_png(root / "labelsTr" / f"{sample.name}.png", sample.labels)
+            images.write_png(path, sample.image)
+        n_train += labelled
         sizes[sample.name] = sample.pixel_size
     meta = {
         "name": name,
@@ -82,3 +84,9 @@ def write(samples: Iterable[Sample], root: Path, name: str) -> list[Path]:
     }
     images.write_text(root / "dataset.json", json.dumps(meta, indent=2))
     return paths
+
+
+def image_path(sample: Sample, root: Path) -> Path:
+    """Where `write` puts a sample's image (labelled ones go to Tr, the others to Ts)."""
+    folder = "imagesTr" if sample.labels is not None else "imagesTs"
+    return root / folder / f"{sample.name}_0000.png"
