@@ -29,6 +29,14 @@ def main(cfg: DictConfig) -> float | None:
     except AxonDeepSynthError as err:
         log.error("%s", err)
         sys.exit(2)
+    except SystemExit as stop:  # Lightning turns SIGTERM into a bare SystemExit after saving
+        from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+        if not isinstance(stop, SIGTERMException):
+            raise
+        log.warning("stopped by SIGTERM: training state saved as checkpoints/interrupted.ckpt "
+                    "beside last.ckpt; re-run with ckpt_path=last hydra.run.dir=<this run>")
+        sys.exit(128 + 15)
 
 
 if __name__ == "__main__":

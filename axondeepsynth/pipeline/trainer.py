@@ -8,7 +8,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint, OnExceptionCheckpoint
 
 from axondeepsynth.config import Config
 
@@ -21,6 +21,8 @@ def build_trainer(
     root.mkdir(parents=True, exist_ok=True)
     callbacks = [instantiate(conf) for conf in cfg.callbacks.values()]
     if monitor is not None:
+        # SIGTERM (pre-emption), Ctrl-C or an error: keep where training stopped, beside last.ckpt
+        callbacks.append(OnExceptionCheckpoint(root / "checkpoints", filename="interrupted"))
         callbacks.append(
             ModelCheckpoint(
                 dirpath=root / "checkpoints",
