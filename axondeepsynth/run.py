@@ -34,8 +34,10 @@ def main(cfg: DictConfig) -> float | None:
 
         if not isinstance(stop, SIGTERMException):
             raise
-        log.warning("stopped by SIGTERM: training state saved as checkpoints/interrupted.ckpt "
-                    "beside last.ckpt; re-run with ckpt_path=last hydra.run.dir=<this run>")
+        log.warning(
+            "stopped by SIGTERM: training state saved as checkpoints/interrupted.ckpt "
+            "beside last.ckpt; re-run with ckpt_path=last hydra.run.dir=<this run>"
+        )
         sys.exit(128 + 15)
 
 
