@@ -35,7 +35,7 @@ def _train(run: Run, root: Path) -> dict:
     module = SynDiff(cfg.model, paired_val=cfg.data.paired, seed=cfg.seed)
     untrained = _validate(cfg, root, module, dm) if cfg.ckpt_path is None else {}
     trainer = build_trainer(cfg, root, cfg.model.monitor, cfg.model.monitor_mode)
-    trainer.fit(module, dm, ckpt_path=cfg.ckpt_path)
+    trainer.fit(module, dm, ckpt_path=cfg.ckpt_path, weights_only=True)
     final = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     best = trainer.checkpoint_callback.best_model_path
     last = root / "checkpoints" / "last.ckpt"  # spawned ranks do not report it back
