@@ -1,0 +1,58 @@
+"""Stage records: made once under a lock, refused across configurations, resumable."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import time
+from pathlib import Path
+
+import pytest
+
+from axondeepsynth.errors import AxonDeepSynthError
+from axondeepsynth.pipeline.artifacts import once
+
+
+def _slow_stage(directory: str, log: str) -> None:
+    def produce() -> dict:
+        with open(log, "a") as f:
+            f.write("trained\n")
+        time.sleep(1.5)
+        return {"checkpoint": "model.ckpt"}
+
+    once(Path(directory), "key-a", produce)
+
+
+def test_parallel_jobs_sharing_a_directory_produce_once(tmp_path: Path) -> None:
+    log = tmp_path / "log.txt"
+    ctx = mp.get_context("spawn")
+    jobs = [
+        ctx.Process(target=_slow_stage, args=(str(tmp_path / "translator"), str(log)))
+        for _ in range(3)
+    ]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join(60)
+    assert [job.exitcode for job in jobs] == [0, 0, 0]
+    assert log.read_text() == "trained\n"
+    record = json.loads((tmp_path / "translator" / "done.json").read_text())
+    assert record == {"key": "key-a", "artifacts": {"checkpoint": "model.ckpt"}}
+
+
+def test_another_configuration_is_refused(tmp_path: Path) -> None:
+    once(tmp_path, "key-a", lambda: {"x": 1})
+    assert once(tmp_path, "key-a", lambda: pytest.fail("redone")) == {"x": 1}
+    with pytest.raises(AxonDeepSynthError, match="another configuration"):
+        once(tmp_path, "key-b", lambda: {"x": 2})
+
+
+def test_partial_contents_of_another_configuration_are_refused(tmp_path: Path) -> None:
+    def crash() -> dict:
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        once(tmp_path, "key-a", crash)
+    with pytest.raises(AxonDeepSynthError, match="partial results of another configuration"):
+        once(tmp_path, "key-b", lambda: {"x": 2})
+    assert once(tmp_path, "key-a", lambda: {"x": 1}) == {"x": 1}  # same config: redone
