@@ -81,3 +81,20 @@ def test_resample_to_target_pixel_size() -> None:
     assert out.image.shape == (50, 50) and out.pixel_size == pytest.approx(0.2)
     assert set(np.unique(out.labels)) <= {0, 1, 2}
     assert scale_factor(0.1, 0.2, scale=3.0) == 3.0
+
+
+def test_validation_tiles_spread_over_the_image() -> None:
+    sample = _samples(1, 1, size=128)[0]  # a 128 x 128 image: 16 tiles of 32
+    tiles = FixedTiles([sample], 32, per_image=4)
+    rows = {
+        int(
+            np.argmax(
+                [
+                    np.array_equal(t["image"][0], sample.image[y : y + 32, 0:32])
+                    for y in range(0, 128, 32)
+                ]
+            )
+        )
+        for t in tiles
+    }
+    assert len(tiles) == 4 and len(rows) > 1  # not only the top strip

@@ -83,7 +83,7 @@ class UnpairedTiles(Dataset):
 
 
 class FixedTiles(Dataset):
-    """Deterministic non-overlapping tiles (at most `per_image` each), for validation."""
+    """Deterministic non-overlapping tiles, at most `per_image` spread over each image."""
 
     def __init__(self, samples: Sequence[Sample], tile: int, per_image: int = 4) -> None:
         pad = A.PadIfNeeded(tile, tile, border_mode=4)
@@ -94,9 +94,10 @@ class FixedTiles(Dataset):
                 out = pad(image=image, **({"mask": labels} if labels is not None else {}))
                 image, labels = out["image"], out.get("mask")
             h, w = image.shape
-            corners = [
+            grid = [
                 (y, x) for y in range(0, h - tile + 1, tile) for x in range(0, w - tile + 1, tile)
-            ][:per_image]
+            ]
+            corners = grid[:: max(1, len(grid) // per_image)][:per_image]  # spread over the image
             for y, x in corners:
                 crop = labels[y : y + tile, x : x + tile] if labels is not None else None
                 self.items.append(to_item(image[y : y + tile, x : x + tile], crop))
