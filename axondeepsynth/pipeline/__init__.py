@@ -10,6 +10,7 @@ from pathlib import Path
 from axondeepsynth.config import Config
 from axondeepsynth.errors import AxonDeepSynthError
 from axondeepsynth.pipeline import evaluate, prepare, train_segmenter, train_translator, translate
+from axondeepsynth.pipeline.artifacts import is_launcher_child
 from axondeepsynth.pipeline.context import Run
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,9 @@ STAGE_FUNCTIONS: dict[str, Callable[[Run], dict]] = {
     "train_segmenter": train_segmenter.run,
     "evaluate": evaluate.run,
 }
+
+
+RANK_ZERO_ONLY = ("prepare", "evaluate")
 
 
 def check_output_dir(out: Path, min_free_gb: float) -> None:
@@ -52,6 +56,8 @@ def run_stages(cfg: Config) -> float | None:
     run = Run(cfg, Path(cfg.paths.output_dir))
     check_output_dir(run.out, cfg.paths.min_free_gb)
     for stage in cfg.stages:
+        if stage in RANK_ZERO_ONLY and is_launcher_child():
+            continue  # a DDP rank re-launched by Lightning only joins the training stages
         log.info("stage %s -> %s", stage, run.out)
         run.artifacts |= STAGE_FUNCTIONS[stage](run)
     return run.artifacts.get("objective")

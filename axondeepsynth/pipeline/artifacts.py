@@ -32,7 +32,7 @@ def config_hash(*parts: Any) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def _is_launcher_child() -> bool:
+def is_launcher_child() -> bool:
     """A DDP rank that Lightning re-launched: rank 0 owns the lock and writes the record."""
     return any(int(os.environ.get(v, "0")) > 0 for v in ("LOCAL_RANK", "NODE_RANK", "RANK"))
 
@@ -57,7 +57,7 @@ def once(directory: Path, key: str, produce: Callable[[], dict], distributed: bo
     """
     directory.mkdir(parents=True, exist_ok=True)
     record = directory / RECORD
-    if _is_launcher_child():
+    if is_launcher_child():
         if record.is_file():
             return json.loads(record.read_text())["artifacts"]
         if distributed:
