@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from axondeepsynth.config import DataConfig
 from axondeepsynth.data.folds import kfold
@@ -38,10 +39,16 @@ class _TileDataModule(pl.LightningDataModule):
 
     def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
         workers = self.cfg.num_workers
+        if train:
+            sampler = EpochSampler(len(dataset))
+        elif dist.is_available() and dist.is_initialized():  # each rank scores its own share
+            sampler = DistributedSampler(dataset, shuffle=False)
+        else:
+            sampler = None
         return DataLoader(
             dataset,
             batch_size=self.cfg.batch_size,
-            sampler=EpochSampler(len(dataset)) if train else None,
+            sampler=sampler,
             num_workers=workers,
             persistent_workers=workers > 0,
             pin_memory=torch.cuda.is_available(),
