@@ -142,8 +142,9 @@ def print_summary(r: dict) -> None:
     if "data" in r:
         d = r["data"]
         step = next((row for row in r.get("train", []) if row["size"] == 256), None)
-        need = f"; the 256² step consumes {d['batch'] / step['ours_s'] * 1:.2f}" if step else ""
-        ratio = f" -> x{d['tile_pairs_per_s'] * step['ours_s']:.0f}" if step else ""
+        consumed = step["batch"] / step["ours_s"] if step else None  # tile pairs/s of training
+        need = f"; the 256² step consumes {consumed:.3f}/s" if step else ""
+        ratio = f" -> x{d['tile_pairs_per_s'] / consumed:.0f}" if step else ""
         print(
             f"data: {d['tile_pairs_per_s']:.0f} tile pairs/s{need}{ratio}; "
             f"{d['decodes']} decodes for {d['images']} images"
