@@ -179,7 +179,7 @@ class Config:
     logger: dict[str, Any] = field(default_factory=dict)
     callbacks: dict[str, Any] = field(default_factory=dict)
     paths: PathsConfig = field(default_factory=PathsConfig)
-    ckpt_path: str | None = None
+    ckpt_path: str | None = None  # a path: the translator's; "last": each stage's newest
 
 
 def structured(schema: type, values: dict) -> Any:

@@ -74,6 +74,12 @@ def test_epoch_sampler_fresh_indices_per_epoch() -> None:
     assert first == [0, 1, 2, 3] and list(sampler) == [4, 5, 6, 7] and len(sampler) == 4
 
 
+def test_epoch_sampler_resumes_mid_epoch_once() -> None:
+    sampler = EpochSampler(6, skip=4)  # a run stopped after 2 batches of 2
+    sampler.set_epoch(3)
+    assert list(sampler) == [22, 23] and list(sampler) == [18, 19, 20, 21, 22, 23]
+
+
 def test_resample_to_target_pixel_size() -> None:
     sample = _samples(1, 1, size=100)[0]
     factor = scale_factor(0.1, 0.2, None)

@@ -11,7 +11,7 @@ from conftest import write_json, write_png
 
 from axondeepsynth.data import formats, images, labels
 from axondeepsynth.data.formats import nnunet
-from axondeepsynth.data.records import load_sample
+from axondeepsynth.data.records import Sample, load_sample
 from axondeepsynth.errors import DataError
 
 SEM_PIXEL_SIZES = {
@@ -162,3 +162,18 @@ def test_nnunet_undeclared_label_value(tmp_path: Path) -> None:
     write_png(root / "labelsTr" / "c.png", np.full((8, 8), 5, np.uint8))
     with pytest.raises(DataError, match=r"\[5\] are not declared"):
         load_sample(formats.scan(root).records[0])
+
+
+@pytest.mark.parametrize("layout", ["axondeepseg", "nnunet"])
+def test_written_datasets_keep_subjects(tmp_path: Path, layout: str) -> None:
+    """Folds split by subject, so a translated set written as AxonDeepSeg or nnU-Net must read
+    back with its images' subjects (BIDS keeps them in its paths)."""
+    image, mask = np.full((8, 8), 0.5, np.float32), np.zeros((8, 8), np.uint8)
+    samples = [
+        Sample(f"rat{s}_img{i}", f"rat{s}", image, 0.1, mask, Path("x.png"), (8, 8))
+        for s in "ab"
+        for i in range(2)
+    ]
+    formats.write(samples, tmp_path / "out", layout, "SEM", {})
+    records = formats.scan(tmp_path / "out").records
+    assert sorted(r.subject for r in records) == ["rata", "rata", "ratb", "ratb"]

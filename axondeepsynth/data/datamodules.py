@@ -40,7 +40,7 @@ class _TileDataModule(pl.LightningDataModule):
     def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
         workers = self.cfg.num_workers
         if train:
-            sampler = EpochSampler(len(dataset))
+            sampler = EpochSampler(len(dataset), skip=self._batches_done() * self.cfg.batch_size)
         elif dist.is_available() and dist.is_initialized():  # each rank scores its own share
             sampler = DistributedSampler(dataset, shuffle=False)
         else:
@@ -54,6 +54,16 @@ class _TileDataModule(pl.LightningDataModule):
             pin_memory=torch.cuda.is_available(),
             drop_last=train,
         )
+
+    def _batches_done(self) -> int:
+        """Batches of the current epoch a resumed run has already trained on: non-zero only when
+        Lightning restored a mid-epoch checkpoint (SIGTERM's `interrupted.ckpt`). Its progress
+        counters are restored before the loaders are built."""
+        if self.trainer is None or not self.trainer.fit_loop.restarting:
+            return 0
+        done = self.trainer.fit_loop.epoch_loop.batch_progress.current.completed
+        per_epoch = len(self.train_set) // self.trainer.world_size // self.cfg.batch_size
+        return done if done < per_epoch else 0
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, train=True)

@@ -126,10 +126,14 @@ class PairedTiles(Dataset):
 
 
 class EpochSampler(Sampler[int]):
-    """Global indices `epoch * length + i`, strided across DDP ranks; Lightning sets the epoch."""
+    """Global indices `epoch * length + i`, strided across DDP ranks; Lightning sets the epoch.
 
-    def __init__(self, length: int) -> None:
-        self.length, self.epoch = length, 0
+    `skip` leading indices of the next epoch are left out once: a run resumed from a mid-epoch
+    checkpoint carries on with the tiles it had not trained on yet.
+    """
+
+    def __init__(self, length: int, skip: int = 0) -> None:
+        self.length, self.epoch, self.skip = length, 0, skip
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -147,4 +151,6 @@ class EpochSampler(Sampler[int]):
         run the same number of steps."""
         rank, world = self._rank()
         base = self.epoch * self.length
-        return iter(range(base + rank, base + len(self) * world, world))
+        indices = range(base + rank, base + len(self) * world, world)[self.skip :]
+        self.skip = 0
+        return iter(indices)

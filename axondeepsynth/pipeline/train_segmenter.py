@@ -84,7 +84,9 @@ def _train(run: Run, samples: list[Sample], fold: int, root: Path) -> dict:
     dm = SegmentationDataModule(data, cfg.seed, samples, fold, seg.k, root / "split.json")
     module = Segmenter(seg.net)
     trainer = build_trainer(cfg, root, "val/dice_mean", "max", max_epochs=seg.max_epochs)
-    trainer.fit(module, dm)
+    # ckpt_path=last resumes the fold from its newest checkpoint (last.ckpt or interrupted.ckpt)
+    resume = "last" if cfg.ckpt_path == "last" else None
+    trainer.fit(module, dm, ckpt_path=resume, weights_only=True)
     best = trainer.checkpoint_callback.best_model_path or str(root / "checkpoints" / "last.ckpt")
     val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     log.info(

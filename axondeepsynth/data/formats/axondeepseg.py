@@ -73,7 +73,8 @@ def scan(root: Path, modality: str | None = None) -> DatasetIndex:
 
 
 def write(samples: Iterable[Sample], root: Path) -> list[Path]:
-    """One AxonDeepSeg folder per sample: image.png, pixel size file and its masks."""
+    """One AxonDeepSeg folder per sample (grouped by subject): image.png, pixel size file and
+    its masks."""
     paths = []
     for s in samples:
         path = image_path(s, root)
@@ -89,5 +90,7 @@ def write(samples: Iterable[Sample], root: Path) -> list[Path]:
 
 
 def image_path(sample: Sample, root: Path) -> Path:
-    """Where `write` puts a sample's image."""
-    return root / sample.name / "image.png"
+    """Where `write` puts a sample's image: `<subject>/<name>/image.png`, so that reading the
+    folder back gives the same subjects (k-fold splits by them)."""
+    subject = () if sample.subject == sample.name else (sample.subject,)
+    return root.joinpath(*subject, sample.name, "image.png")

@@ -1,7 +1,8 @@
 """nnU-Net v2 raw datasets: `imagesTr/<case>_0000.png`, `labelsTr/<case>.png`, `dataset.json`.
 
-PNG carries no pixel size, so the writer records it per case under `pixel_size_um` in
-`dataset.json` (nnU-Net ignores unknown keys) and the reader takes it from there.
+PNG carries no pixel size and nnU-Net has no subjects, so the writer records both per case under
+`pixel_size_um` and `subjects` in `dataset.json` (nnU-Net ignores unknown keys) and the reader
+takes them from there.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def scan(root: Path, modality: str | None = None) -> DatasetIndex:
             )
         )
     value_to_class = {v: LABELS[n] for v, n in names.items() if n in LABELS}
-    sizes = meta.get("pixel_size_um", {})
+    sizes, subjects = meta.get("pixel_size_um", {}), meta.get("subjects", {})
     for folder in ("imagesTr", "imagesTs"):
         for image in sorted((root / folder).glob("*_0000.*")):
             case = image.name.split(".")[0][: -len("_0000")]
@@ -48,7 +49,7 @@ def scan(root: Path, modality: str | None = None) -> DatasetIndex:
                 ImageRecord(
                     image=image,
                     name=case,
-                    subject=case,
+                    subject=subjects.get(case, case),
                     layout="nnunet",
                     modality=modality,
                     pixel_size=sizes.get(case),
@@ -63,7 +64,7 @@ def scan(root: Path, modality: str | None = None) -> DatasetIndex:
 def write(samples: Iterable[Sample], root: Path, name: str) -> list[Path]:
     """Write samples as an nnU-Net raw dataset (labelled ones to Tr, the rest to Ts)."""
     root.mkdir(parents=True, exist_ok=True)
-    sizes, n_train, paths = {}, 0, []
+    sizes, subjects, n_train, paths = {}, {}, 0, []
     for sample in samples:
         labelled = sample.labels is not None
         path = image_path(sample, root)
@@ -73,7 +74,7 @@ def write(samples: Iterable[Sample], root: Path, name: str) -> list[Path]:
                 images.write_png(root / "labelsTr" / f"{sample.name}.png", sample.labels)
             images.write_png(path, sample.image)
         n_train += labelled
-        sizes[sample.name] = sample.pixel_size
+        sizes[sample.name], subjects[sample.name] = sample.pixel_size, sample.subject
     meta = {
         "name": name,
         "channel_names": {"0": "microscopy"},
@@ -81,6 +82,7 @@ def write(samples: Iterable[Sample], root: Path, name: str) -> list[Path]:
         "numTraining": n_train,
         "file_ending": ".png",
         "pixel_size_um": sizes,
+        "subjects": subjects,
     }
     images.write_text(root / "dataset.json", json.dumps(meta, indent=2))
     return paths
