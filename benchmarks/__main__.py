@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+RESNET_VARIANTS = ["8", "8:bf16", "8:compile", "8:bf16:compile", "1:bf16:compile"]
 
 
 def run(module: str, *args: str) -> dict:
@@ -100,8 +101,19 @@ def main() -> None:
         results["train"] = train_steps(a.full)
     if "translate" not in a.skip:
         results["translate"] = [
-            run("benchmarks.translate", "speed", "--size", "4096"),
-            run("benchmarks.translate", "speed", "--size", "512", "--sampler", "diffusive"),
+            run("benchmarks.translate", "speed", "--size", "4096", "--variants", *RESNET_VARIANTS),
+            run(
+                "benchmarks.translate",
+                "speed",
+                "--size",
+                "512",
+                "--sampler",
+                "diffusive",
+                "--variants",
+                "8",
+                "8:bf16",
+                "1:bf16",
+            ),
         ]
     if "memory" not in a.skip:
         results["memory"] = run("benchmarks.translate", "memory", "--size", "8192")
@@ -128,10 +140,15 @@ def print_summary(r: dict) -> None:
             f"x{row['memory_ratio']:.2f}"
         )
     for t in r.get("translate", []):
+        variants = ", ".join(
+            f"{k} x{v['speedup']:.2f} ({v['mpix_per_s']:.3f} MPix/s)"
+            for k, v in t.items()
+            if isinstance(v, dict)
+        )
         print(
             f"translate {t['size']}² ({t['sampler']}, {t['tiles']} tiles): one at a time "
-            f"{t['one_at_a_time_s']:.1f} s; batched fp32 {t['ours_fp32_speedup']:.2f}x, "
-            f"bf16 {t['ours_bf16_speedup']:.2f}x faster ({t['ours_bf16_mpix_per_s']:.3f} MPix/s)"
+            f"{t['one_at_a_time_s']:.1f} s ({t['one_at_a_time_mpix_per_s']:.3f} MPix/s); "
+            f"batch[:bf16][:compile] {variants}"
         )
     if "memory" in r:
         m = r["memory"]

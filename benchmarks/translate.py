@@ -1,14 +1,16 @@
 """Whole-image translation: our batched path vs the same tiles one at a time, and peak memory.
 
-    python -m benchmarks.translate speed --size 4096 --sampler resnet
+    python -m benchmarks.translate speed --size 4096 --sampler resnet --variants 8 8:bf16
     python -m benchmarks.translate memory --size 8192
 Each prints one JSON line. The baseline is what a straightforward loop does: one tile per forward
-pass, fp32, under no_grad; ours batches tiles under inference_mode, optionally in bf16.
+pass, fp32, under no_grad; ours runs `translate_sample` (inference mode) in each variant
+`BATCH[:bf16][:compile]` (compile: inductor with frozen weights, compile time included).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import resource
 import time
@@ -22,7 +24,7 @@ from axondeepsynth.config import TranslatorConfig
 from axondeepsynth.data import tiling
 from axondeepsynth.data.records import Sample
 from axondeepsynth.modules.translator import SynDiff
-from axondeepsynth.pipeline.translate import translate_sample
+from axondeepsynth.pipeline.translate import compile_generators, translate_sample
 
 TILE, OVERLAP = 256, 32
 
@@ -51,6 +53,14 @@ def ours(m: SynDiff, img: np.ndarray, sampler: str, batch: int, bf16: bool) -> n
     return translate_sample(m, sample, "l2u", TILE, OVERLAP, batch, sampler, 0, bf16=bf16).image
 
 
+def variant(m: SynDiff, spec: str) -> tuple[SynDiff, int, bool]:
+    """`8`, `8:bf16`, `1:bf16:compile` -> (model, batch, bf16)."""
+    batch, *flags = spec.split(":")
+    if "compile" in flags:
+        m = compile_generators(copy.deepcopy(m))
+    return m, int(batch), "bf16" in flags
+
+
 def speed(a: argparse.Namespace) -> dict:
     img, m = image(a.size), model()
     n_tiles = tiling.count(img.shape, TILE, OVERLAP)
@@ -58,18 +68,19 @@ def speed(a: argparse.Namespace) -> dict:
     base = one_at_a_time(m, img, a.sampler)
     t_base = time.perf_counter() - start
     out = {"size": a.size, "sampler": a.sampler, "tiles": n_tiles, "one_at_a_time_s": t_base}
-    for bf16 in (False, True):
-        start = time.perf_counter()
-        y = ours(m, img, a.sampler, a.batch, bf16)
-        t = time.perf_counter() - start
-        name = "bf16" if bf16 else "fp32"
-        out |= {
-            f"ours_{name}_s": t,
-            f"ours_{name}_speedup": t_base / t,
-            f"ours_{name}_mpix_per_s": a.size**2 / 1e6 / t,
-            f"ours_{name}_max_abs_diff": float(np.abs(y - base[0]).max()),
-        }
     out["one_at_a_time_mpix_per_s"] = a.size**2 / 1e6 / t_base
+    for spec in a.variants:
+        model_, batch, bf16 = variant(m, spec)
+        start = time.perf_counter()
+        y = ours(model_, img, a.sampler, batch, bf16)
+        t = time.perf_counter() - start
+        out[spec] = {
+            "s": t,
+            "speedup": t_base / t,
+            "mpix_per_s": a.size**2 / 1e6 / t,
+            "max_abs_diff": float(np.abs(y - base[0]).max()),
+            "mean_abs_diff": float(np.abs(y - base[0]).mean()),
+        }
     return out
 
 
@@ -94,6 +105,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--sampler", default="resnet")
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument(
+        "--variants", nargs="+", default=["8", "8:bf16", "8:compile", "8:bf16:compile"]
+    )
     a = parser.parse_args()
     torch.manual_seed(0)
     print(json.dumps(speed(a) if a.what == "speed" else memory(a)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -126,6 +127,19 @@ def test_checkpoint_loads_weights_only_and_translates(tmp_path: Path) -> None:
         b = loaded.translate(x, direction, generator=torch.Generator().manual_seed(1))
         torch.testing.assert_close(a, b)
         assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="inductor needs a C++ compiler")
+def test_compiled_generators_translate_like_eager(tmp_path: Path) -> None:
+    module = SynDiff(tiny_cfg())
+    ckpt = tmp_path / "model.ckpt"
+    fit(module, tmp_path).save_checkpoint(ckpt)
+    sample = phantom_samples("TEM", 7, n=1, size=100)[0]
+    kw = dict(direction="l2u", tile=TILE, overlap=8, batch_size=4, sampler="resnet", seed=0)
+    eager = translate_sample(load_translator(ckpt), sample, **kw).image
+    compiled = load_translator(ckpt, compile=True)
+    assert type(compiled.G_ema.module["res_l2u"]).__name__ == "OptimizedModule"
+    np.testing.assert_allclose(translate_sample(compiled, sample, **kw).image, eager, atol=1e-4)
 
 
 def test_whole_image_translation_is_seeded_and_carries_labels(tmp_path: Path) -> None:

@@ -25,8 +25,11 @@ log = logging.getLogger(__name__)
 SOURCE = {"l2u": "L", "u2l": "U"}
 
 
-def load_translator(path: str | Path, device: torch.device | str = "cpu") -> SynDiff:
-    """A trained translator from a Lightning checkpoint (loaded with weights_only=True)."""
+def load_translator(
+    path: str | Path, device: torch.device | str = "cpu", compile: bool = False
+) -> SynDiff:
+    """A trained translator from a Lightning checkpoint (loaded with weights_only=True), with
+    its generators compiled for inference when asked."""
     if not Path(path).is_file():
         raise ConfigError(
             "translator.ckpt_path",
@@ -34,7 +37,16 @@ def load_translator(path: str | Path, device: torch.device | str = "cpu") -> Syn
             "point it at a translator/checkpoints/*.ckpt of an earlier run",
         )
     module = SynDiff.load_from_checkpoint(path, map_location=device, weights_only=True)
-    return module.eval()
+    return compile_generators(module.eval()) if compile else module.eval()
+
+
+def compile_generators(module: SynDiff) -> SynDiff:
+    """Compile the EMA generators with inductor, their weights frozen as constants (folded and
+    pre-packed for the convolution library). Static shapes: a new tile batch size compiles once."""
+    nets = module.G_ema.module
+    for name in list(nets):
+        nets[name] = torch.compile(nets[name], dynamic=False, options={"freezing": True})
+    return module
 
 
 def translate_sample(
@@ -87,6 +99,7 @@ def run(run: Run) -> dict:
         root = run.translator_dir / "translate" / direction
         key = config_hash(
             t.precision,
+            t.compile,
             t.batch_size,  # the batch shapes the noise stream of the diffusive sampler
             str(ckpt),
             direction,
@@ -107,7 +120,7 @@ def _translate(run: Run, ckpt: str, direction: str, root: Path) -> dict:
     """Translate every image of the source domain; write them in its layout under `root`."""
     cfg, t = run.cfg, run.cfg.translator
     device = "cuda" if torch.cuda.is_available() and cfg.trainer.accelerator != "cpu" else "cpu"
-    module = load_translator(ckpt, device)
+    module = load_translator(ckpt, device, compile=t.compile)
     source_cfg = run.domain_config(SOURCE[direction])
     target_cfg = run.domain_config("U" if SOURCE[direction] == "L" else "L")
     samples = run.domain(SOURCE[direction])
