@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -143,3 +144,47 @@ def test_translation_resumes_after_a_crash_without_redoing_images(
     assert len(calls) == 3 and len(out["files"]) == 6
     assert all(p.stat().st_mtime_ns == stamps[p] for p in written)
     assert all(Path(f).is_file() for f in out["files"].values())
+
+
+def _snapshot(root: Path, skip: Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in root.rglob("*")
+        if p.is_file() and skip not in p.parents
+    }
+
+
+def test_inputs_untouched_and_nothing_written_outside_the_run_directory(tmp_path: Path) -> None:
+    """With the datasets already on disk, a whole run (W&B offline logger included) adds,
+    changes or removes no file outside its run directory: not in the inputs, the working
+    directory or HOME."""
+    home, cwd, run_dir = tmp_path / "home", tmp_path / "cwd", tmp_path / "runs" / "one"
+    home.mkdir()
+    cwd.mkdir()
+    command = [
+        sys.executable,
+        "-m",
+        "axondeepsynth.run",
+        "+experiment=demo",
+        f"paths.root_dir={tmp_path}",
+        f"hydra.run.dir={run_dir}",
+        *[o for o in TINY if not o.startswith("logger=")],
+        "seg.fold=0",
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env |= {"HOME": str(home), "PYTHONPATH": str(REPO)}
+    prepare = subprocess.run(
+        [*command, "stages=[prepare]", f"hydra.run.dir={tmp_path}/runs/prepare"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert prepare.returncode == 0, prepare.stderr[-2000:]
+    before = _snapshot(tmp_path, run_dir)
+    assert any(k.startswith("data/phantoms/TEM") for k in before)
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (run_dir / "results.json").is_file() and any(run_dir.glob("**/wandb"))
+    assert _snapshot(tmp_path, run_dir) == before

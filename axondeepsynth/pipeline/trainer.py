@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,13 @@ from hydra.utils import instantiate
 from pytorch_lightning.callbacks import ModelCheckpoint, OnExceptionCheckpoint
 
 from axondeepsynth.config import Config
+
+
+def keep_logger_files_in(out: Path) -> None:
+    """W&B writes debug logs and staged media under HOME unless told otherwise: keep them in the
+    run directory (a user's own WANDB_* settings win)."""
+    for var, sub in (("WANDB_CACHE_DIR", "cache"), ("WANDB_DATA_DIR", "data")):
+        os.environ.setdefault(var, str(out / "wandb" / sub))
 
 
 def build_trainer(
