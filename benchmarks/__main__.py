@@ -19,6 +19,11 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+TRAIN_MODES = {  # ours: default (recompute), without recompute, reuse_generator_pass
+    "default": [],
+    "no-recompute": ["--no-recompute"],
+    "reuse": ["--reuse"],
+}
 RESNET_VARIANTS = ["8", "8:bf16", "8:compile", "8:bf16:compile", "1:bf16:compile"]
 
 
@@ -50,20 +55,22 @@ def train_steps(full: bool) -> list[dict]:
     for size, batch in configs:
         iters = "3" if size == 128 and batch == 1 else "2"
         args = ["--size", str(size), "--batch", str(batch), "--iters", iters]
-        ours = run("benchmarks.train_step", "--impl", "ours", *args)
         ref = run("benchmarks.train_step", "--impl", "reference", *args)
-        rows.append(
-            {
-                "size": size,
-                "batch": batch,
-                "ours_s": ours["sec_per_iter"],
-                "reference_s": ref["sec_per_iter"],
-                "time_ratio": ours["sec_per_iter"] / ref["sec_per_iter"],
-                "ours_peak_mb": ours["peak_rss_mb"],
-                "reference_peak_mb": ref["peak_rss_mb"],
-                "memory_ratio": ours["peak_rss_mb"] / ref["peak_rss_mb"],
-            }
-        )
+        for mode, flags in TRAIN_MODES.items():
+            ours = run("benchmarks.train_step", "--impl", "ours", *args, *flags)
+            rows.append(
+                {
+                    "size": size,
+                    "batch": batch,
+                    "mode": mode,
+                    "ours_s": ours["sec_per_iter"],
+                    "reference_s": ref["sec_per_iter"],
+                    "time_ratio": ours["sec_per_iter"] / ref["sec_per_iter"],
+                    "ours_peak_mb": ours["peak_rss_mb"],
+                    "reference_peak_mb": ref["peak_rss_mb"],
+                    "memory_ratio": ours["peak_rss_mb"] / ref["peak_rss_mb"],
+                }
+            )
     return rows
 
 
@@ -134,8 +141,9 @@ def print_summary(r: dict) -> None:
     print(f"\n== {r['machine']}")
     for row in r.get("train", []):
         print(
-            f"train {row['size']}² batch {row['batch']}: ours {row['ours_s']:.2f} s vs published "
-            f"loop {row['reference_s']:.2f} s -> time x{row['time_ratio']:.2f}; peak "
+            f"train {row['size']}² batch {row['batch']} ({row['mode']}): ours "
+            f"{row['ours_s']:.2f} s vs published loop {row['reference_s']:.2f} s -> time "
+            f"x{row['time_ratio']:.2f}; peak "
             f"{row['ours_peak_mb']:.0f} vs {row['reference_peak_mb']:.0f} MB -> memory "
             f"x{row['memory_ratio']:.2f}"
         )
@@ -158,7 +166,7 @@ def print_summary(r: dict) -> None:
         )
     if "data" in r:
         d = r["data"]
-        step = next((row for row in r.get("train", []) if row["size"] == 256), None)
+        step = next((row for row in r.get("train", []) if row["size"] == 256), None)  # default
         consumed = step["batch"] / step["ours_s"] if step else None  # tile pairs/s of training
         need = f"; the 256² step consumes {consumed:.3f}/s" if step else ""
         ratio = f" -> x{d['tile_pairs_per_s'] / consumed:.0f}" if step else ""

@@ -32,8 +32,8 @@ class Timer(pl.Callback):
         self.times.append(time.perf_counter() - self.start)
 
 
-def model(size: int, recompute: bool) -> SynDiff:
-    cfg = TranslatorConfig(recompute=recompute)
+def model(size: int, recompute: bool, reuse: bool = False) -> SynDiff:
+    cfg = TranslatorConfig(recompute=recompute, reuse_generator_pass=reuse)
     cfg.diffusive.image_size = size
     return SynDiff(cfg)
 
@@ -49,7 +49,14 @@ def batches(size: int, batch: int, n: int) -> list[dict[str, torch.Tensor]]:
     ]
 
 
-def time_ours(size: int, batch: int, iters: int, precision: str = "32-true") -> list[float]:
+def time_ours(
+    size: int,
+    batch: int,
+    iters: int,
+    precision: str = "32-true",
+    recompute: bool = True,
+    reuse: bool = False,
+) -> list[float]:
     timer = Timer()
     trainer = pl.Trainer(
         accelerator="auto",
@@ -66,7 +73,7 @@ def time_ours(size: int, batch: int, iters: int, precision: str = "32-true") -> 
         callbacks=[timer],
     )
     trainer.fit(
-        model(size, recompute=True), DataLoader(batches(size, batch, iters), batch_size=None)
+        model(size, recompute, reuse), DataLoader(batches(size, batch, iters), batch_size=None)
     )
     return timer.times
 
@@ -92,9 +99,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--precision", default="32-true")
+    parser.add_argument("--no-recompute", dest="recompute", action="store_false")
+    parser.add_argument("--reuse", action="store_true", help="model.reuse_generator_pass")
     a = parser.parse_args()
     if a.impl == "ours":
-        times = time_ours(a.size, a.batch, a.iters, a.precision)
+        times = time_ours(a.size, a.batch, a.iters, a.precision, a.recompute, a.reuse)
     else:
         times = time_reference(a.size, a.batch, a.iters)
     timed = sorted(times[1:] or times)
@@ -105,6 +114,8 @@ def main() -> None:
                 "size": a.size,
                 "batch": a.batch,
                 "precision": a.precision,
+                "recompute": a.recompute if a.impl == "ours" else False,
+                "reuse": a.reuse,
                 "sec_per_iter": timed[len(timed) // 2],
                 "all": times,
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

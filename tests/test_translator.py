@@ -104,6 +104,21 @@ def test_training_step_updates_every_network(tmp_path: Path) -> None:
     assert (tmp_path / "panels" / "val_panel_epoch000.png").is_file()
 
 
+@pytest.mark.parametrize("reuse", [False, True])
+def test_generator_passes_per_batch(tmp_path: Path, reuse: bool) -> None:
+    """Published draws: D step on one draw (no autograd), G step on a fresh one: 4 diffusive and
+    6 ResNet passes a batch. reuse_generator_pass: one draw serves both steps: 2 and 4."""
+    module = SynDiff(tiny_cfg("model.recompute=false", f"model.reuse_generator_pass={reuse}"))
+    calls = {"diff": 0, "res": 0}
+    for name, net in module.G.items():
+        kind = name.split("_")[0]
+        net.register_forward_hook(lambda *_, k=kind: calls.__setitem__(k, calls[k] + 1))
+    fit(module, tmp_path, limit_val_batches=0)
+    per_batch = {k: v / int(module.batches_seen) for k, v in calls.items()}
+    assert per_batch == ({"diff": 2, "res": 4} if reuse else {"diff": 4, "res": 6})
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
 def test_same_seed_same_weights(tmp_path: Path) -> None:
     weights = []
     for run in range(2):
@@ -189,7 +204,8 @@ class RankHash(pl.Callback):
 """
 
 
-def test_ddp_two_processes_on_cpu(tmp_path: Path) -> None:
+@pytest.mark.parametrize("reuse", [False, True])
+def test_ddp_two_processes_on_cpu(tmp_path: Path, reuse: bool) -> None:
     """Two gloo ranks see different tiles yet end with identical weights (gradients synced)."""
     (tmp_path / "rankhash.py").write_text(RANK_HASH)
     result = subprocess.run(
@@ -209,6 +225,7 @@ def test_ddp_two_processes_on_cpu(tmp_path: Path) -> None:
             "data.val_tiles_per_image=1",
             "trainer.enable_progress_bar=false",
             "+callbacks.rank_hash._target_=rankhash.RankHash",
+            f"model.reuse_generator_pass={reuse}",
             f"paths.root_dir={tmp_path}",
         ],
         cwd=REPO,

@@ -96,16 +96,18 @@ class SynDiff(pl.LightningModule):
         opt_g, opt_d = self.optimizers()
         x_l, x_u = batch["x_l"] * 2 - 1, batch["x_u"] * 2 - 1
         gen = self._step_generator()
+        # opt-in: one generator pass (with autograd) serves both steps, see TranslatorConfig
+        shared = self.generate(x_l, x_u, gen) if self.cfg.reuse_generator_pass else None
         # gradients are dropped right after each step, so D's never coexist with G's
         self.toggle_optimizer(opt_d)
-        loss_d, logs = self.discriminator_loss(x_l, x_u, gen)
+        loss_d, logs = self.discriminator_loss(x_l, x_u, gen, shared)
         check_finite(logs, int(self.batches_seen), self.current_epoch)
         self.manual_backward(loss_d)
         opt_d.step()
         opt_d.zero_grad(set_to_none=True)
         self.untoggle_optimizer(opt_d)
         self.toggle_optimizer(opt_g)
-        loss_g, logs_g = self.generator_loss(x_l, x_u, gen)
+        loss_g, logs_g = self.generator_loss(x_l, x_u, gen, shared)
         check_finite(logs_g, int(self.batches_seen), self.current_epoch)
         self.manual_backward(loss_g)
         opt_g.step()
@@ -117,70 +119,84 @@ class SynDiff(pl.LightningModule):
         self.log_dict(logs | logs_g, on_step=True, on_epoch=True, batch_size=batch_size)
         self.log("train/g_total", loss_g.detach(), prog_bar=True, batch_size=batch_size)
 
-    def discriminator_loss(
-        self, x_l: Tensor, x_u: Tensor, gen: torch.Generator
-    ) -> tuple[Tensor, dict[str, Tensor]]:
-        """D step: time-conditioned Ds on real pairs vs posterior samples (+ lazy R1), PatchGANs
-        on real images vs non-diffusive translations. Generators run without autograd."""
-        logs, loss_diff = {}, 0.0
+    def generate(
+        self, x_l: Tensor, x_u: Tensor, gen: torch.Generator, cycles: bool = True
+    ) -> dict[str, Tensor]:
+        """One draw of t, (x_t, x_tp1) and z per domain, in the reference's order, and what the
+        generators make of it: non-diffusive translations `x_*_res` (and their cycles), x_0
+        predictions `x_*_0` and posterior samples `x_*_pos` ~ q(x_t | x_0, x_tp1)."""
+        out = {"x_l_res": self.G["res_u2l"](x_u), "x_u_res": self.G["res_l2u"](x_l)}
+        if cycles:
+            out["x_u_cyc"] = self.G["res_l2u"](out["x_l_res"])
+            out["x_l_cyc"] = self.G["res_u2l"](out["x_u_res"])
         if self.diffusive:
             (t_l, x_l_t, x_l_tp1), (t_u, x_u_t, x_u_tp1) = self._pairs(x_l, x_u, gen)
-            x_l_t.requires_grad_(True)
-            x_u_t.requires_grad_(True)
-            d_real_l = self.D["disc_l"](x_l_t, t_l, x_l_tp1).view(-1)
-            d_real_u = self.D["disc_u"](x_u_t, t_u, x_u_tp1).view(-1)
+            z_l, z_u = self._z(x_l, gen), self._z(x_u, gen)
+            x_l_0 = self.G["diff_u2l"](torch.cat([x_l_tp1, out["x_u_res"]], 1), t_l, z_l)[:, :1]
+            x_u_0 = self.G["diff_l2u"](torch.cat([x_u_tp1, out["x_l_res"]], 1), t_u, z_u)[:, :1]
+            out |= {
+                "t_l": t_l, "x_l_t": x_l_t, "x_l_tp1": x_l_tp1, "x_l_0": x_l_0,
+                "t_u": t_u, "x_u_t": x_u_t, "x_u_tp1": x_u_tp1, "x_u_0": x_u_0,
+                "x_l_pos": self.diffusion.sample_posterior(x_l_0, x_l_tp1, t_l, gen),
+                "x_u_pos": self.diffusion.sample_posterior(x_u_0, x_u_tp1, t_u, gen),
+            }  # fmt: skip
+        return out
+
+    def discriminator_loss(
+        self, x_l: Tensor, x_u: Tensor, gen: torch.Generator, fake: dict | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """D step: time-conditioned Ds on real pairs vs posterior samples (+ lazy R1), PatchGANs
+        on real images vs non-diffusive translations. Without a shared `fake`, the generators
+        run here on fresh draws and without autograd (their gradients would be discarded)."""
+        if fake is None:
+            with torch.no_grad():
+                fake = self.generate(x_l, x_u, gen, cycles=False)
+        fake = {k: v.detach() for k, v in fake.items()}
+        logs, loss_diff = {}, 0.0
+        if self.diffusive:
+            x_l_t, x_u_t = fake["x_l_t"].requires_grad_(True), fake["x_u_t"].requires_grad_(True)
+            d_real_l = self.D["disc_l"](x_l_t, fake["t_l"], fake["x_l_tp1"]).view(-1)
+            d_real_u = self.D["disc_u"](x_u_t, fake["t_u"], fake["x_u_tp1"]).view(-1)
             loss_diff = F.softplus(-d_real_l).mean() + F.softplus(-d_real_u).mean()
             if self.batches_seen % self.cfg.lazy_reg == 0:
                 r1 = self._r1(d_real_l, x_l_t) + self._r1(d_real_u, x_u_t)
                 loss_diff = loss_diff + self.cfg.r1_gamma / 2 * r1
                 logs["train/r1"] = r1.detach()
-            z_l, z_u = self._z(x_l, gen), self._z(x_u, gen)
-        with torch.no_grad():
-            x_u_res, x_l_res = self.G["res_l2u"](x_l), self.G["res_u2l"](x_u)
-            if self.diffusive:
-                x_l_pos = self._posterior("diff_u2l", x_l_tp1, x_u_res, t_l, z_l, gen)
-                x_u_pos = self._posterior("diff_l2u", x_u_tp1, x_l_res, t_u, z_u, gen)
-        if self.diffusive:
             loss_diff = loss_diff + (
-                F.softplus(self.D["disc_l"](x_l_pos, t_l, x_l_tp1)).mean()
-                + F.softplus(self.D["disc_u"](x_u_pos, t_u, x_u_tp1)).mean()
+                F.softplus(self.D["disc_l"](fake["x_l_pos"], fake["t_l"], fake["x_l_tp1"])).mean()
+                + F.softplus(self.D["disc_u"](fake["x_u_pos"], fake["t_u"], fake["x_u_tp1"])).mean()
             )
             logs["train/d_diff"] = loss_diff.detach()
         loss_patch = (
             F.softplus(-self.D["patch_l"](x_l)).mean()
             + F.softplus(-self.D["patch_u"](x_u)).mean()
-            + F.softplus(self.D["patch_l"](x_l_res)).mean()
-            + F.softplus(self.D["patch_u"](x_u_res)).mean()
+            + F.softplus(self.D["patch_l"](fake["x_l_res"])).mean()
+            + F.softplus(self.D["patch_u"](fake["x_u_res"])).mean()
         )
         logs["train/d_patch"] = loss_patch.detach()
         return loss_diff + loss_patch, logs
 
     def generator_loss(
-        self, x_l: Tensor, x_u: Tensor, gen: torch.Generator
+        self, x_l: Tensor, x_u: Tensor, gen: torch.Generator, fake: dict | None = None
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """G step: adversarial (diffusive + PatchGAN) + lambda_l1 * (diffusive L1 + cycle L1)."""
+        """G step: adversarial (diffusive + PatchGAN) + lambda_l1 * (diffusive L1 + cycle L1),
+        on fresh draws unless the D step's `fake` is shared."""
+        fake = self.generate(x_l, x_u, gen) if fake is None else fake
         logs, loss_adv, loss_l1 = {}, 0.0, 0.0
         if self.diffusive:
-            (t_l, _, x_l_tp1), (t_u, _, x_u_tp1) = self._pairs(x_l, x_u, gen)
-            z_l, z_u = self._z(x_l, gen), self._z(x_u, gen)
-        x_l_res, x_u_res = self.G["res_u2l"](x_u), self.G["res_l2u"](x_l)
-        x_u_cyc, x_l_cyc = self.G["res_l2u"](x_l_res), self.G["res_u2l"](x_u_res)
-        if self.diffusive:
-            x_l_0 = self.G["diff_u2l"](torch.cat([x_l_tp1, x_u_res], 1), t_l, z_l)[:, :1]
-            x_u_0 = self.G["diff_l2u"](torch.cat([x_u_tp1, x_l_res], 1), t_u, z_u)[:, :1]
-            x_l_pos = self.diffusion.sample_posterior(x_l_0, x_l_tp1, t_l, gen)
-            x_u_pos = self.diffusion.sample_posterior(x_u_0, x_u_tp1, t_u, gen)
             loss_adv = (
-                F.softplus(-self.D["disc_l"](x_l_pos, t_l, x_l_tp1)).mean()
-                + F.softplus(-self.D["disc_u"](x_u_pos, t_u, x_u_tp1)).mean()
+                F.softplus(-self.D["disc_l"](fake["x_l_pos"], fake["t_l"], fake["x_l_tp1"])).mean()
+                + F.softplus(
+                    -self.D["disc_u"](fake["x_u_pos"], fake["t_u"], fake["x_u_tp1"])
+                ).mean()
             )
-            loss_l1 = F.l1_loss(x_l_0, x_l) + F.l1_loss(x_u_0, x_u)
+            loss_l1 = F.l1_loss(fake["x_l_0"], x_l) + F.l1_loss(fake["x_u_0"], x_u)
             logs |= {"train/g_adv": loss_adv.detach(), "train/g_l1": loss_l1.detach()}
         loss_adv_cyc = (
-            F.softplus(-self.D["patch_l"](x_l_res)).mean()
-            + F.softplus(-self.D["patch_u"](x_u_res)).mean()
+            F.softplus(-self.D["patch_l"](fake["x_l_res"])).mean()
+            + F.softplus(-self.D["patch_u"](fake["x_u_res"])).mean()
         )
-        loss_cycle = F.l1_loss(x_l_cyc, x_l) + F.l1_loss(x_u_cyc, x_u)
+        loss_cycle = F.l1_loss(fake["x_l_cyc"], x_l) + F.l1_loss(fake["x_u_cyc"], x_u)
         loss_g = loss_adv + loss_adv_cyc + self.cfg.lambda_l1 * (loss_l1 + loss_cycle)
         logs |= {
             "train/g_adv_cycle": loss_adv_cyc.detach(),
@@ -205,12 +221,6 @@ class SynDiff(pl.LightningModule):
         return torch.randn(
             x.shape[0], self.cfg.diffusive.nz, device=x.device, dtype=x.dtype, generator=gen
         )
-
-    def _posterior(
-        self, net: str, x_tp1: Tensor, source: Tensor, t: Tensor, z: Tensor, gen: torch.Generator
-    ) -> Tensor:
-        x_0 = self.G[net](torch.cat([x_tp1, source], 1), t, z)[:, :1]
-        return self.diffusion.sample_posterior(x_0, x_tp1, t, gen)
 
     @staticmethod
     def _r1(d_real: Tensor, x_t: Tensor) -> Tensor:
