@@ -1,7 +1,7 @@
 """`make bench`: every benchmark in one run, each in its own process, then the ratios.
 
     python -m benchmarks [--full] [--skip NAME ...]
-`--full` adds the 256 px, batch 4 training iteration (about 15 min on 2 CPU cores).
+`--full` adds the 256 px, batch 4 training rows; `--train 128x1 256x4` picks the rows.
 Results are printed and saved to logs/bench/<time>.json.
 """
 
@@ -28,10 +28,15 @@ RESNET_VARIANTS = ["8", "8:bf16", "8:compile", "8:bf16:compile", "1:bf16:compile
 
 
 def run(module: str, *args: str) -> dict:
+    """One benchmark process; a failure (e.g. killed for memory) is recorded, not fatal."""
     cmd = [sys.executable, "-m", module, *args]
     print("$", " ".join(cmd[2:]), flush=True)
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        why = "killed (out of memory?)" if out.returncode == -9 else out.stderr[-300:]
+        result = {"error": f"exit {out.returncode}: {why}"}
+    else:
+        result = json.loads(out.stdout.strip().splitlines()[-1])
     print("  ", json.dumps(result), flush=True)
     return result
 
@@ -49,28 +54,25 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}"
 
 
-def train_steps(full: bool) -> list[dict]:
+def train_steps(configs: list[str]) -> list[dict]:
+    """Rows for each `SIZExBATCH`: the published loop, then each of our modes."""
     rows = []
-    configs = [(128, 1), (128, 4), (256, 1)] + ([(256, 4)] if full else [])
-    for size, batch in configs:
+    for config in configs:
+        size, batch = (int(v) for v in config.split("x"))
         iters = "3" if size == 128 and batch == 1 else "2"
         args = ["--size", str(size), "--batch", str(batch), "--iters", iters]
         ref = run("benchmarks.train_step", "--impl", "reference", *args)
         for mode, flags in TRAIN_MODES.items():
             ours = run("benchmarks.train_step", "--impl", "ours", *args, *flags)
-            rows.append(
-                {
-                    "size": size,
-                    "batch": batch,
-                    "mode": mode,
-                    "ours_s": ours["sec_per_iter"],
-                    "reference_s": ref["sec_per_iter"],
-                    "time_ratio": ours["sec_per_iter"] / ref["sec_per_iter"],
-                    "ours_peak_mb": ours["peak_rss_mb"],
-                    "reference_peak_mb": ref["peak_rss_mb"],
-                    "memory_ratio": ours["peak_rss_mb"] / ref["peak_rss_mb"],
-                }
-            )
+            row = {"size": size, "batch": batch, "mode": mode}
+            for who, r in (("ours", ours), ("reference", ref)):
+                row[f"{who}_s"] = r.get("sec_per_iter")
+                row[f"{who}_peak_mb"] = r.get("peak_rss_mb")
+                row[f"{who}_error"] = r.get("error")
+            if "error" not in ours and "error" not in ref:
+                row["time_ratio"] = ours["sec_per_iter"] / ref["sec_per_iter"]
+                row["memory_ratio"] = ours["peak_rss_mb"] / ref["peak_rss_mb"]
+            rows.append(row)
     return rows
 
 
@@ -95,7 +97,8 @@ def demo() -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--full", action="store_true")
+    parser.add_argument("--full", action="store_true", help="adds the 256x4 training row")
+    parser.add_argument("--train", nargs="+", default=["128x1", "128x4", "256x1"])
     parser.add_argument(
         "--skip",
         nargs="*",
@@ -105,7 +108,7 @@ def main() -> None:
     a = parser.parse_args()
     results: dict = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M")}
     if "train" not in a.skip:
-        results["train"] = train_steps(a.full)
+        results["train"] = train_steps(a.train + (["256x4"] if a.full else []))
     if "translate" not in a.skip:
         results["translate"] = [
             run("benchmarks.translate", "speed", "--size", "4096", "--variants", *RESNET_VARIANTS),
@@ -140,6 +143,9 @@ def main() -> None:
 def print_summary(r: dict) -> None:
     print(f"\n== {r['machine']}")
     for row in r.get("train", []):
+        if "time_ratio" not in row:
+            print(f"train {row['size']}² batch {row['batch']} ({row['mode']}): {row}")
+            continue
         print(
             f"train {row['size']}² batch {row['batch']} ({row['mode']}): ours "
             f"{row['ours_s']:.2f} s vs published loop {row['reference_s']:.2f} s -> time "
@@ -166,7 +172,9 @@ def print_summary(r: dict) -> None:
         )
     if "data" in r:
         d = r["data"]
-        step = next((row for row in r.get("train", []) if row["size"] == 256), None)  # default
+        step = next(  # the default mode's 256² step
+            (row for row in r.get("train", []) if row["size"] == 256 and row.get("ours_s")), None
+        )
         consumed = step["batch"] / step["ours_s"] if step else None  # tile pairs/s of training
         need = f"; the 256² step consumes {consumed:.3f}/s" if step else ""
         ratio = f" -> x{d['tile_pairs_per_s'] / consumed:.0f}" if step else ""

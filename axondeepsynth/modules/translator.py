@@ -155,16 +155,15 @@ class SynDiff(pl.LightningModule):
         logs, loss_diff = {}, 0.0
         if self.diffusive:
             x_l_t, x_u_t = fake["x_l_t"].requires_grad_(True), fake["x_u_t"].requires_grad_(True)
-            d_real_l = self.D["disc_l"](x_l_t, fake["t_l"], fake["x_l_tp1"]).view(-1)
-            d_real_u = self.D["disc_u"](x_u_t, fake["t_u"], fake["x_u_tp1"]).view(-1)
+            d_real_l, d_real_u = self._disc("l", x_l_t, fake), self._disc("u", x_u_t, fake)
             loss_diff = F.softplus(-d_real_l).mean() + F.softplus(-d_real_u).mean()
             if self.batches_seen % self.cfg.lazy_reg == 0:
                 r1 = self._r1(d_real_l, x_l_t) + self._r1(d_real_u, x_u_t)
                 loss_diff = loss_diff + self.cfg.r1_gamma / 2 * r1
                 logs["train/r1"] = r1.detach()
             loss_diff = loss_diff + (
-                F.softplus(self.D["disc_l"](fake["x_l_pos"], fake["t_l"], fake["x_l_tp1"])).mean()
-                + F.softplus(self.D["disc_u"](fake["x_u_pos"], fake["t_u"], fake["x_u_tp1"])).mean()
+                F.softplus(self._disc("l", fake["x_l_pos"], fake)).mean()
+                + F.softplus(self._disc("u", fake["x_u_pos"], fake)).mean()
             )
             logs["train/d_diff"] = loss_diff.detach()
         loss_patch = (
@@ -185,10 +184,8 @@ class SynDiff(pl.LightningModule):
         logs, loss_adv, loss_l1 = {}, 0.0, 0.0
         if self.diffusive:
             loss_adv = (
-                F.softplus(-self.D["disc_l"](fake["x_l_pos"], fake["t_l"], fake["x_l_tp1"])).mean()
-                + F.softplus(
-                    -self.D["disc_u"](fake["x_u_pos"], fake["t_u"], fake["x_u_tp1"])
-                ).mean()
+                F.softplus(-self._disc("l", fake["x_l_pos"], fake)).mean()
+                + F.softplus(-self._disc("u", fake["x_u_pos"], fake)).mean()
             )
             loss_l1 = F.l1_loss(fake["x_l_0"], x_l) + F.l1_loss(fake["x_u_0"], x_u)
             logs |= {"train/g_adv": loss_adv.detach(), "train/g_l1": loss_l1.detach()}
@@ -204,6 +201,10 @@ class SynDiff(pl.LightningModule):
             "train/g": loss_g.detach(),
         }
         return loss_g, logs
+
+    def _disc(self, domain: str, x_t: Tensor, fake: dict[str, Tensor]) -> Tensor:
+        """Logits of domain's time-conditioned D for x_t given the draw's t and x_tp1."""
+        return self.D[f"disc_{domain}"](x_t, fake[f"t_{domain}"], fake[f"x_{domain}_tp1"]).view(-1)
 
     def _pairs(self, x_l: Tensor, x_u: Tensor, gen: torch.Generator) -> tuple[tuple, tuple]:
         """t and (x_t, x_tp1) for both domains, in the reference's draw order."""
