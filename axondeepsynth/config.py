@@ -100,7 +100,7 @@ class TranslatorConfig:
     lr_decay: bool = True
     ema_decay: float = 0.999
     # recompute generator/discriminator blocks in backward instead of storing activations:
-    # identical gradients, much less memory (0.59x at 256²), 15-35% more time
+    # identical gradients, ~0.6x the memory, ~12 % more time (benchmarks/README.md)
     recompute: bool = True
     # opt-in: one generator pass (kept for autograd) feeds the D step and then the G step,
     # instead of a no-grad pass on one draw for D and a fresh draw for G as published; one
