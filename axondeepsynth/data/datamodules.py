@@ -61,9 +61,8 @@ class _TileDataModule(pl.LightningDataModule):
         counters are restored before the loaders are built."""
         if self.trainer is None or not self.trainer.fit_loop.restarting:
             return 0
-        done = self.trainer.fit_loop.epoch_loop.batch_progress.current.completed
-        per_epoch = len(self.train_set) // self.trainer.world_size // self.cfg.batch_size
-        return done if done < per_epoch else 0
+        progress = self.trainer.fit_loop.epoch_loop.batch_progress
+        return 0 if progress.is_last_batch else progress.current.completed
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, train=True)
