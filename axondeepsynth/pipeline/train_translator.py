@@ -33,8 +33,9 @@ def _train(run: Run, root: Path) -> dict:
     cfg = run.cfg
     dm = TranslationDataModule(cfg.data, cfg.seed, run.domain("L"), run.domain("U"))
     module = SynDiff(cfg.model, paired_val=cfg.data.paired, seed=cfg.seed)
-    resuming = any((root / "checkpoints").glob("*.ckpt"))
-    untrained = {} if resuming else _validate(cfg, root, module, dm)
+    nothing_to_resume = not any((root / "checkpoints").glob("*.ckpt"))
+    fresh = cfg.ckpt_path is None or (cfg.ckpt_path == "last" and nothing_to_resume)
+    untrained = _validate(cfg, root, module, dm) if fresh else {}
     trainer = build_trainer(cfg, root, cfg.model.monitor, cfg.model.monitor_mode)
     trainer.fit(module, dm, ckpt_path=cfg.ckpt_path, weights_only=True)
     final = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
