@@ -94,13 +94,16 @@ def run(run: Run) -> dict:
             "no translator to use",
             "add train_translator to stages or pass translator.ckpt_path=...",
         )
+    device = "cuda" if torch.cuda.is_available() and cfg.trainer.accelerator != "cpu" else "cpu"
+    # batching tiles pays on GPUs; on CPUs one tile at a time is faster (benchmarks/README.md)
+    batch_size = t.batch_size or (8 if device == "cuda" else 1)
     translated = {}
     for direction in run.directions:
         root = run.translator_dir / "translate" / direction
         key = config_hash(
             t.precision,
             t.compile,
-            t.batch_size,  # the batch shapes the noise stream of the diffusive sampler
+            batch_size,  # the batch shapes the noise stream of the diffusive sampler
             str(ckpt),
             direction,
             t.sampler,
@@ -111,15 +114,18 @@ def run(run: Run) -> dict:
             cfg.data.target_pixel_size,
         )
         translated[direction] = once(
-            root, key, lambda d=direction, r=root: _translate(run, str(ckpt), d, r)
+            root,
+            key,
+            lambda d=direction, r=root: _translate(run, str(ckpt), d, r, device, batch_size),
         )["translated"]
     return {"translated": run.artifacts.get("translated", {}) | translated}
 
 
-def _translate(run: Run, ckpt: str, direction: str, root: Path) -> dict:
+def _translate(
+    run: Run, ckpt: str, direction: str, root: Path, device: str, batch_size: int
+) -> dict:
     """Translate every image of the source domain; write them in its layout under `root`."""
     cfg, t = run.cfg, run.cfg.translator
-    device = "cuda" if torch.cuda.is_available() and cfg.trainer.accelerator != "cpu" else "cpu"
     module = load_translator(ckpt, device, compile=t.compile)
     source_cfg = run.domain_config(SOURCE[direction])
     target_cfg = run.domain_config("U" if SOURCE[direction] == "L" else "L")
@@ -143,7 +149,7 @@ def _translate(run: Run, ckpt: str, direction: str, root: Path) -> dict:
                     direction,
                     tile,
                     overlap,
-                    t.batch_size,
+                    batch_size,
                     t.sampler,
                     t.seed + i,
                     bar,
