@@ -136,6 +136,7 @@ class SegmentationConfig:
     max_epochs: int = 50
     tiles_per_epoch: int = 256
     batch_size: int = 8
+    predict_batch_size: int | None = None  # tiles per pass on whole images; None: 1 CPU, 8 GPU
     n_overlays: int = 3  # image + pseudo label pictures saved per strategy and fold
     export_nnunet: bool = True  # also write U with its pseudo labels as an nnU-Net raw dataset
 

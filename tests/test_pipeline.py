@@ -89,6 +89,16 @@ def test_probabilities_resized_before_argmax() -> None:
     assert (labels[:, :3] == 0).all() and (labels[:, 5:] == 2).all()
 
 
+def test_inference_goes_one_tile_at_a_time_on_a_cpu_unless_configured(tmp_path: Path) -> None:
+    from conftest import compose_cfg
+
+    from axondeepsynth.pipeline.context import Run
+
+    run = Run(compose_cfg("+experiment=demo", tmp=tmp_path), tmp_path / "run")  # trainer=cpu
+    assert run.device == "cpu"
+    assert run.tiles_per_pass(None) == 1 and run.tiles_per_pass(6) == 6
+
+
 def test_translation_resumes_after_a_crash_without_redoing_images(
     tmp_path: Path, monkeypatch
 ) -> None:

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
+
 from axondeepsynth.config import Config, DomainConfig
 from axondeepsynth.data.domain import load_domain
 from axondeepsynth.data.records import Sample
@@ -26,6 +28,17 @@ class Run:
     def translator_dir(self) -> Path:
         """Where the translator and its translations live (shared by a sweep's jobs if set)."""
         return Path(self.cfg.translator.dir) if self.cfg.translator.dir else self.out / "translator"
+
+    @property
+    def device(self) -> str:
+        """Where inference runs: the GPU unless there is none or the trainer is on the CPU."""
+        on_cpu = self.cfg.trainer.accelerator == "cpu" or not torch.cuda.is_available()
+        return "cpu" if on_cpu else "cuda"
+
+    def tiles_per_pass(self, configured: int | None) -> int:
+        """Tiles per inference forward pass: as configured, else 8 on a GPU and 1 on a CPU
+        (where batching measured slower: benchmarks/README.md)."""
+        return configured or (8 if self.device == "cuda" else 1)
 
     @property
     def folds(self) -> list[int]:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 from hydra.utils import instantiate
 from tqdm.auto import tqdm
 
@@ -78,10 +77,11 @@ def evaluate_fold(run: Run, strategy: str, fold: int, model: Segmenter) -> dict:
     native = run.domain("U", native=True)
     per_image, pseudo = {}, []
     inputs = strategy_inputs(run, strategy)
+    batch_size = run.tiles_per_pass(seg.predict_batch_size)
     for i, (sample, x) in enumerate(
         tqdm(list(zip(native, inputs, strict=True)), desc=f"{strategy} fold {fold}", unit="img")
     ):
-        probs = model.predict_proba(x, cfg.data.tile_size, cfg.data.tile_overlap, seg.batch_size)
+        probs = model.predict_proba(x, cfg.data.tile_size, cfg.data.tile_overlap, batch_size)
         pred = to_shape(probs, sample.image.shape)
         for kind, mask in to_masks(pred).items():
             images.write_png(out / f"{sample.name}_seg-{kind}.png", mask)
@@ -105,7 +105,6 @@ def evaluate_fold(run: Run, strategy: str, fold: int, model: Segmenter) -> dict:
 def run(run: Run) -> dict:
     cfg, seg = run.cfg, run.cfg.seg
     checkpoints = run.artifacts.get("segmenters", {})
-    device = "cuda" if torch.cuda.is_available() and cfg.trainer.accelerator != "cpu" else "cpu"
     strategies = {}
     for strategy in seg.strategies:
         folds = {}
@@ -117,7 +116,7 @@ def run(run: Run) -> dict:
                     f"no segmenter for {strategy} fold {fold}",
                     "add train_segmenter to stages",
                 )
-            model = Segmenter.load_from_checkpoint(ckpt, map_location=device, weights_only=True)
+            model = Segmenter.load_from_checkpoint(ckpt, map_location=run.device, weights_only=True)
             folds[str(fold)] = evaluate_fold(run, strategy, fold, model)
         strategies[strategy] = {"train_set": STRATEGY_TRAIN_SET[strategy], "folds": folds}
     results = {

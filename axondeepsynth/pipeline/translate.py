@@ -94,9 +94,7 @@ def run(run: Run) -> dict:
             "no translator to use",
             "add train_translator to stages or pass translator.ckpt_path=...",
         )
-    device = "cuda" if torch.cuda.is_available() and cfg.trainer.accelerator != "cpu" else "cpu"
-    # batching tiles pays on GPUs; on CPUs one tile at a time is faster (benchmarks/README.md)
-    batch_size = t.batch_size or (8 if device == "cuda" else 1)
+    batch_size = run.tiles_per_pass(t.batch_size)
     translated = {}
     for direction in run.directions:
         root = run.translator_dir / "translate" / direction
@@ -116,17 +114,15 @@ def run(run: Run) -> dict:
         translated[direction] = once(
             root,
             key,
-            lambda d=direction, r=root: _translate(run, str(ckpt), d, r, device, batch_size),
+            lambda d=direction, r=root: _translate(run, str(ckpt), d, r, batch_size),
         )["translated"]
     return {"translated": run.artifacts.get("translated", {}) | translated}
 
 
-def _translate(
-    run: Run, ckpt: str, direction: str, root: Path, device: str, batch_size: int
-) -> dict:
+def _translate(run: Run, ckpt: str, direction: str, root: Path, batch_size: int) -> dict:
     """Translate every image of the source domain; write them in its layout under `root`."""
     cfg, t = run.cfg, run.cfg.translator
-    module = load_translator(ckpt, device, compile=t.compile)
+    module = load_translator(ckpt, run.device, compile=t.compile)
     source_cfg = run.domain_config(SOURCE[direction])
     target_cfg = run.domain_config("U" if SOURCE[direction] == "L" else "L")
     samples = run.domain(SOURCE[direction])
