@@ -198,3 +198,19 @@ def test_inputs_untouched_and_nothing_written_outside_the_run_directory(tmp_path
     assert result.returncode == 0, result.stderr[-3000:]
     assert (run_dir / "results.json").is_file() and any(run_dir.glob("**/wandb"))
     assert _snapshot(tmp_path, run_dir) == before
+
+
+def test_each_run_of_a_process_keeps_wandb_files_in_its_own_directory(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Jobs of a multirun share one process: each gets its own W&B directories, and a user's
+    own setting is never replaced."""
+    from axondeepsynth.pipeline.trainer import logger_files_in
+
+    monkeypatch.delenv("WANDB_CACHE_DIR", raising=False)
+    monkeypatch.setenv("WANDB_DATA_DIR", "/users/choice")
+    for job in ("0", "1"):
+        with logger_files_in(tmp_path / job):
+            assert os.environ["WANDB_CACHE_DIR"] == str(tmp_path / job / "wandb" / "cache")
+            assert os.environ["WANDB_DATA_DIR"] == "/users/choice"
+    assert "WANDB_CACHE_DIR" not in os.environ

@@ -12,7 +12,7 @@ from axondeepsynth.errors import AxonDeepSynthError
 from axondeepsynth.pipeline import evaluate, prepare, train_segmenter, train_translator, translate
 from axondeepsynth.pipeline.artifacts import is_launcher_child
 from axondeepsynth.pipeline.context import Run
-from axondeepsynth.pipeline.trainer import keep_logger_files_in
+from axondeepsynth.pipeline.trainer import logger_files_in
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +56,10 @@ def run_stages(cfg: Config) -> float | None:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     run = Run(cfg, Path(cfg.paths.output_dir))
     check_output_dir(run.out, cfg.paths.min_free_gb)
-    keep_logger_files_in(run.out)
-    for stage in cfg.stages:
-        if stage in RANK_ZERO_ONLY and is_launcher_child():
-            continue  # a DDP rank re-launched by Lightning only joins the training stages
-        log.info("stage %s -> %s", stage, run.out)
-        run.artifacts |= STAGE_FUNCTIONS[stage](run)
+    with logger_files_in(run.out):
+        for stage in cfg.stages:
+            if stage in RANK_ZERO_ONLY and is_launcher_child():
+                continue  # a DDP rank re-launched by Lightning only joins the training stages
+            log.info("stage %s -> %s", stage, run.out)
+            run.artifacts |= STAGE_FUNCTIONS[stage](run)
     return run.artifacts.get("objective")

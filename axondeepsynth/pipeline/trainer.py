@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -14,11 +16,19 @@ from pytorch_lightning.callbacks import ModelCheckpoint, OnExceptionCheckpoint
 from axondeepsynth.config import Config
 
 
-def keep_logger_files_in(out: Path) -> None:
+@contextmanager
+def logger_files_in(out: Path) -> Iterator[None]:
     """W&B writes debug logs and staged media under HOME unless told otherwise: keep them in the
-    run directory (a user's own WANDB_* settings win)."""
-    for var, sub in (("WANDB_CACHE_DIR", "cache"), ("WANDB_DATA_DIR", "data")):
-        os.environ.setdefault(var, str(out / "wandb" / sub))
+    run directory while this run lasts (a user's own WANDB_* settings win; the next job of a
+    multirun in this process gets its own directory)."""
+    dirs = {"WANDB_CACHE_DIR": out / "wandb" / "cache", "WANDB_DATA_DIR": out / "wandb" / "data"}
+    unset = [var for var in dirs if var not in os.environ]
+    os.environ.update({var: str(dirs[var]) for var in unset})
+    try:
+        yield
+    finally:
+        for var in unset:
+            os.environ.pop(var, None)
 
 
 def build_trainer(
