@@ -106,6 +106,11 @@ class TranslatorConfig:
     # instead of a no-grad pass on one draw for D and a fresh draw for G as published; one
     # draw per batch, and the G step's adversarial terms see the D just updated on those samples
     reuse_generator_pass: bool = False
+    # NHWC weights and activations (the layout tensor cores read; a wash on CPUs)
+    channels_last: bool = False
+    # torch.compile the four generators for training (the discriminators' R1 penalty needs a
+    # double backward, which compiled graphs do not support); compiles on the first batches
+    compile: bool = False
     sampler: str = "diffusive"  # diffusive | resnet: for validation and translation
     monitor: str = "val/cycle_l/ssim"  # metric that picks the best checkpoint
     monitor_mode: str = "max"

@@ -1,7 +1,8 @@
 """`make bench`: every benchmark in one run, each in its own process, then the ratios.
 
     python -m benchmarks [--full] [--skip NAME ...]
-`--full` adds the 256 px, batch 4 training rows; `--train 128x1 256x4` picks the rows.
+`--full` adds the 256 px, batch 4 training rows; `--train 128x1 256x4` picks the rows. With a
+GPU, the GPU rows run too (fp32 / bf16-mixed / channels_last / compile it/s and TFLOP/s).
 Results are printed and saved to logs/bench/<time>.json.
 """
 
@@ -24,6 +25,22 @@ TRAIN_MODES = {  # ours: default (recompute), without recompute, reuse_generator
     "no-recompute": ["--no-recompute"],
     "reuse": ["--reuse"],
 }
+# The published code's own iteration on this machine as issue 5 gives it (batch 1, seconds):
+# its networks are not ours, so it is context for our rows, not a ratio measured in this run.
+PUBLISHED_CODE_S = {(128, 1): (25.0, 29.0), (256, 1): (120.0, 120.0)}
+GPU_CONFIG = ["--size", "256", "--batch", "4"]
+GPU_MODES = {  # ours, on a GPU
+    "fp32": ["--precision", "32-true"],
+    "bf16-mixed": ["--precision", "bf16-mixed"],
+    "bf16-mixed, channels_last": ["--precision", "bf16-mixed", "--channels-last"],
+    "bf16-mixed, channels_last, no recompute": [
+        "--precision", "bf16-mixed", "--channels-last", "--no-recompute"
+    ],
+    "bf16-mixed, channels_last, no recompute, compile": [
+        "--precision", "bf16-mixed", "--channels-last", "--no-recompute", "--compile"
+    ],
+}  # fmt: skip
+BF16_PEAK_TFLOPS = {"H100 PCIe": 756.0, "H100": 989.4, "H200": 989.4, "A100": 312.0}  # dense
 RESNET_VARIANTS = ["8", "8:bf16", "8:compile", "8:bf16:compile", "1:bf16:compile"]
 
 
@@ -59,7 +76,7 @@ def train_steps(configs: list[str]) -> list[dict]:
     rows = []
     for config in configs:
         size, batch = (int(v) for v in config.split("x"))
-        iters = "3" if size == 128 and batch == 1 else "2"
+        iters = "5"  # two warm-up iterations, then the median of three
         args = ["--size", str(size), "--batch", str(batch), "--iters", iters]
         ref = run("benchmarks.train_step", "--impl", "reference", *args)
         for mode, flags in TRAIN_MODES.items():
@@ -74,6 +91,41 @@ def train_steps(configs: list[str]) -> list[dict]:
                 row["memory_ratio"] = ours["peak_rss_mb"] / ref["peak_rss_mb"]
             rows.append(row)
     return rows
+
+
+def train_flops() -> list[dict]:
+    """FLOPs of one 128² batch-1 iteration (without R1), the published loop then our modes."""
+    args = ["--size", "128", "--batch", "1", "--iters", "2", "--flops"]
+    ref = run("benchmarks.train_step", "--impl", "reference", *args)
+    rows = []
+    for mode, flags in TRAIN_MODES.items():
+        ours = run("benchmarks.train_step", "--impl", "ours", *args, *flags)
+        rows.append(
+            {
+                "mode": mode,
+                "ours_gflop": ours.get("gflop_per_iter"),
+                "reference_gflop": ref.get("gflop_per_iter"),
+            }
+        )
+    return rows
+
+
+def gpu_steps() -> dict:
+    """256² batch 4 on the GPU: the published loop (fp32) and our modes; achieved TFLOP/s are
+    the model's FLOPs (counted without recomputation) per second of iteration."""
+    useful = run("benchmarks.train_step", "--impl", "ours", *GPU_CONFIG, "--no-recompute",
+                 "--iters", "2", "--flops")  # fmt: skip
+    name = torch.cuda.get_device_name()
+    peak = next((v for k, v in BF16_PEAK_TFLOPS.items() if k in name), None)
+    out = {"device": name, "bf16_peak_tflops": peak, "gflop_per_iter": useful.get("gflop_per_iter")}
+    out["reference fp32"] = run("benchmarks.train_step", "--impl", "reference", *GPU_CONFIG)
+    for mode, flags in GPU_MODES.items():
+        r = run("benchmarks.train_step", "--impl", "ours", *GPU_CONFIG, *flags)
+        if "sec_per_iter" in r and out["gflop_per_iter"]:
+            r["tflops"] = out["gflop_per_iter"] / 1e3 / r["sec_per_iter"]
+            r["of_bf16_peak"] = r["tflops"] / peak if peak else None
+        out[mode] = r
+    return out
 
 
 def demo() -> dict:
@@ -103,12 +155,15 @@ def main() -> None:
         "--skip",
         nargs="*",
         default=[],
-        choices=["train", "translate", "memory", "data", "seg", "demo"],
+        choices=["train", "gpu", "translate", "memory", "data", "seg", "demo"],
     )
     a = parser.parse_args()
     results: dict = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M")}
     if "train" not in a.skip:
         results["train"] = train_steps(a.train + (["256x4"] if a.full else []))
+        results["train_flops"] = train_flops()
+    if "gpu" not in a.skip and torch.cuda.is_available():
+        results["gpu"] = gpu_steps()
     if "translate" not in a.skip:
         results["translate"] = [
             run("benchmarks.translate", "speed", "--size", "4096", "--variants", *RESNET_VARIANTS),
@@ -153,6 +208,34 @@ def print_summary(r: dict) -> None:
             f"{row['ours_peak_mb']:.0f} vs {row['reference_peak_mb']:.0f} MB -> memory "
             f"x{row['memory_ratio']:.2f}"
         )
+        if (row["size"], row["batch"]) in PUBLISHED_CODE_S:
+            lo, hi = PUBLISHED_CODE_S[row["size"], row["batch"]]
+            print(
+                f"    vs the published code's own {lo:.0f}-{hi:.0f} s (issue 5, not this run): "
+                f"x{row['ours_s'] / hi:.2f}-{row['ours_s'] / lo:.2f}"
+            )
+    for row in r.get("train_flops", []):
+        if row["ours_gflop"] and row["reference_gflop"]:
+            print(
+                f"train 128² batch 1 ({row['mode']}): {row['ours_gflop']:.0f} vs "
+                f"{row['reference_gflop']:.0f} GFLOP per iteration -> "
+                f"x{row['ours_gflop'] / row['reference_gflop']:.2f} (time at equal FLOP/s)"
+            )
+    if "gpu" in r:
+        g = r["gpu"]
+        print(f"{g['device']}, 256² batch 4, {g['gflop_per_iter']} GFLOP per iteration:")
+        for mode, row in g.items():
+            if not isinstance(row, dict):
+                continue
+            if "sec_per_iter" not in row:
+                print(f"  {mode}: {row}")
+                continue
+            flops = f", {row['tflops']:.0f} TFLOP/s" if "tflops" in row else ""
+            share = f" ({row['of_bf16_peak']:.0%} of bf16 peak)" if row.get("of_bf16_peak") else ""
+            print(
+                f"  {mode}: {1 / row['sec_per_iter']:.2f} it/s{flops}{share}, "
+                f"{row['gpu_peak_mb'] / 1024:.1f} GB"
+            )
     for t in r.get("translate", []):
         variants = ", ".join(
             f"{k} x{v['speedup']:.2f} ({v['mpix_per_s']:.3f} MPix/s)"

@@ -34,8 +34,10 @@ def reference_iteration(
     Without optimisers nothing is updated, so both gradient sets are taken at the same point.
     """
     G, D, diff, nz = m.G, m.D, m.diffusion, m.cfg.diffusive.nz
-    randint = lambda x: torch.randint(0, diff.num_timesteps, (x.shape[0],), generator=gen)  # noqa: E731
-    z = lambda x: torch.randn(x.shape[0], nz, generator=gen)  # noqa: E731
+    randint = lambda x: torch.randint(  # noqa: E731
+        0, diff.num_timesteps, (x.shape[0],), generator=gen, device=x.device
+    )
+    z = lambda x: torch.randn(x.shape[0], nz, generator=gen, device=x.device)  # noqa: E731
     for p in D.parameters():
         p.requires_grad = True
     D["disc_l"].zero_grad()

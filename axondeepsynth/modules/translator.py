@@ -63,7 +63,13 @@ class SynDiff(pl.LightningModule):
             }
         self.G, self.D = nn.ModuleDict(gens), nn.ModuleDict(discs)
         set_recompute(self, cfg.recompute)
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        if cfg.channels_last:
+            self.to(memory_format=self.memory_format)
         self.G_ema = EMA(self.G, cfg.ema_decay)
+        if cfg.compile:  # in place, after the EMA copy: parameter names and the copy unchanged
+            for net in self.G.values():
+                net.compile()
         self.diffusion = Diffusion(cfg.diffusion)
         self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
         self.metrics = TranslationMetrics()
@@ -94,7 +100,9 @@ class SynDiff(pl.LightningModule):
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
-        x_l, x_u = batch["x_l"] * 2 - 1, batch["x_u"] * 2 - 1
+        x_l, x_u = (
+            (batch[k] * 2 - 1).contiguous(memory_format=self.memory_format) for k in ("x_l", "x_u")
+        )
         gen = self._step_generator()
         # opt-in: one generator pass (with autograd) serves both steps, see TranslatorConfig
         shared = self.generate(x_l, x_u, gen) if self.cfg.reuse_generator_pass else None
