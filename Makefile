@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench report clean
+.PHONY: install demo test lint bench bench-gpu report clean
 
 install: $(STAMP)
 
@@ -26,6 +26,10 @@ lint: install
 
 bench: install
 	$(PY) -m benchmarks
+
+# the GPU rows alone (fp32 / bf16-mixed / channels_last / compile it/s and TFLOP/s)
+bench-gpu: install
+	$(PY) -m benchmarks --skip train translate memory data seg demo
 
 report: install
 	$(PY) -m axondeepsynth.report logs

@@ -6,7 +6,7 @@ key's name; `validate` then checks ranges and cross-field rules before any work 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -100,7 +100,7 @@ class TranslatorConfig:
     lr_decay: bool = True
     ema_decay: float = 0.999
     # recompute generator/discriminator blocks in backward instead of storing activations:
-    # identical gradients, ~0.6x the memory, ~12 % more time (benchmarks/README.md)
+    # identical gradients, 0.6-0.8x the memory, 2-34 % more time on a CPU (benchmarks/README.md)
     recompute: bool = True
     # opt-in: one generator pass (kept for autograd) feeds the D step and then the G step,
     # instead of a no-grad pass on one draw for D and a fresh draw for G as published; one
@@ -115,6 +115,11 @@ class TranslatorConfig:
     monitor: str = "val/cycle_l/ssim"  # metric that picks the best checkpoint
     monitor_mode: str = "max"
     panel_every_n_epochs: int = 1
+
+    def identity(self) -> dict:
+        """The fields that decide what is learnt, for stage keys: all but the speed-only
+        switches added later, so stage directories made before them keep their key."""
+        return {k: v for k, v in asdict(self).items() if k not in ("channels_last", "compile")}
 
 
 @dataclass

@@ -128,9 +128,10 @@ def gpu_steps() -> dict:
     return out
 
 
-def demo() -> dict:
+def demo(stamp: str) -> dict:
+    """`make demo` from scratch, in a run directory of its own."""
     start = time.perf_counter()
-    subprocess.run(
+    out = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -138,12 +139,14 @@ def demo() -> dict:
             "+experiment=demo",
             "logger=csv",
             "trainer.enable_progress_bar=false",
-            "hydra.run.dir=logs/bench/demo",
+            f"hydra.run.dir=logs/bench/demo_{stamp}",
         ],
         cwd=ROOT,
-        check=True,
         capture_output=True,
+        text=True,
     )
+    if out.returncode != 0:
+        return {"error": f"exit {out.returncode}: {out.stderr[-300:]}"}
     return {"wall_s": time.perf_counter() - start}
 
 
@@ -158,7 +161,8 @@ def main() -> None:
         choices=["train", "gpu", "translate", "memory", "data", "seg", "demo"],
     )
     a = parser.parse_args()
-    results: dict = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M")}
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    results: dict = {"machine": machine(), "date": stamp}
     if "train" not in a.skip:
         results["train"] = train_steps(a.train + (["256x4"] if a.full else []))
         results["train_flops"] = train_flops()
@@ -187,9 +191,9 @@ def main() -> None:
     if "seg" not in a.skip:
         results["seg"] = run("benchmarks.data_and_seg", "seg", "--size", "2048")
     if "demo" not in a.skip:
-        results["demo"] = demo()
+        results["demo"] = demo(stamp)
     print_summary(results)
-    out = ROOT / "logs" / "bench" / f"{time.strftime('%Y-%m-%d_%H-%M-%S')}.json"
+    out = ROOT / "logs" / "bench" / f"{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(f"\nsaved {out}")
@@ -269,7 +273,8 @@ def print_summary(r: dict) -> None:
         s = r["seg"]
         print(f"segmentation {s['size']}²: batched x{s['speedup']:.2f} vs one tile at a time")
     if "demo" in r:
-        print(f"make demo: {r['demo']['wall_s']:.0f} s")
+        d = r["demo"]
+        print(f"make demo: {d['wall_s']:.0f} s" if "wall_s" in d else f"make demo: {d['error']}")
 
 
 if __name__ == "__main__":

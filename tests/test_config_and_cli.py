@@ -64,6 +64,15 @@ def test_unknown_key_and_wrong_type_fail_at_compose() -> None:
         compose_cfg("data.tile_size=abc")
 
 
+def test_speed_only_switches_keep_a_trained_translators_key() -> None:
+    """A translator trained without channels_last / compile is reused with them (and run
+    directories made before these switches existed keep their key); a real change is not."""
+    base = compose_cfg().model
+    fast = compose_cfg("model.channels_last=true", "model.compile=true").model
+    assert fast.identity() == base.identity() and "channels_last" not in base.identity()
+    assert compose_cfg("model.lambda_l1=1.0").model.identity() != base.identity()
+
+
 def test_help_is_fast() -> None:
     start = time.perf_counter()
     result = run_module("axondeepsynth.run", "--help")

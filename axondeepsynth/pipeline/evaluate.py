@@ -124,7 +124,7 @@ def run(run: Run) -> dict:
         "run_dir": str(run.out),
         "config_hash": config_hash(
             asdict(cfg.data),
-            asdict(cfg.model),
+            cfg.model.identity(),
             asdict(cfg.trainer),
             {**asdict(seg), "fold": None},
             cfg.seed,

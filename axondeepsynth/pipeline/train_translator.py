@@ -25,7 +25,7 @@ def run(run: Run) -> dict:
     if cfg.translator.ckpt_path:
         log.info("using the given translator %s", cfg.translator.ckpt_path)
         return {"translator_ckpt": cfg.translator.ckpt_path}
-    key = config_hash(asdict(cfg.data), asdict(cfg.model), asdict(cfg.trainer), cfg.seed)
+    key = config_hash(asdict(cfg.data), cfg.model.identity(), asdict(cfg.trainer), cfg.seed)
     return once(run.translator_dir, key, lambda: _train(run, run.translator_dir), distributed=True)
 
 
