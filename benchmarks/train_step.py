@@ -36,8 +36,8 @@ class Meter:
         self.count_flops, self.times, self.flops = count_flops, [], None
 
     def start(self) -> None:
-        self.counter = FlopCounterMode(display=False)
         if self.count_flops and len(self.times) == 1:
+            self.counter = FlopCounterMode(display=False)
             self.counter.__enter__()
         _sync()
         self.t0 = time.perf_counter()
