@@ -38,14 +38,49 @@ class PhantomConfig:
 
 
 @dataclass
-class DomainConfig:
-    """Where one domain's images are and how to bring them to the common scale."""
+class DatasetConfig:
+    """One dataset of a domain: its root and how to bring it to the common scale.
+
+    `modality` and `pixel_size` left unset are taken from the domain."""
 
     root: str = MISSING
+    modality: str | None = None
+    pixel_size: float | None = None
+    scale: float | None = None
+
+
+@dataclass
+class DomainConfig:
+    """Where one domain's images are and how to bring them to the common scale.
+
+    A domain is one dataset (`root`, ...) or several (`sets`), each with its own root and scale
+    or pixel size, e.g. `data.labeled.sets=[{root: a, scale: 0.1}, {root: b, scale: 0.2}]`.
+    """
+
+    root: str | None = MISSING
     modality: str | None = None  # keep only this BIDS suffix (TEM, SEM, BF, ...)
     pixel_size: float | None = None  # µm/px, for datasets that do not record it
     scale: float | None = None  # explicit resize factor; overrides data.target_pixel_size
     phantom: PhantomConfig | None = None
+    sets: list[DatasetConfig] = field(default_factory=list)
+
+    def datasets(self) -> list[DatasetConfig]:
+        """The domain's datasets, domain-level modality and pixel size filled in."""
+        if not self.sets:
+            return [DatasetConfig(self.root, self.modality, self.pixel_size, self.scale)]
+        return [
+            DatasetConfig(
+                s.root,
+                s.modality or self.modality,
+                s.pixel_size if s.pixel_size is not None else self.pixel_size,
+                s.scale,
+            )
+            for s in self.sets
+        ]
+
+    def describe(self) -> str:
+        """The root(s), for messages."""
+        return ", ".join(str(d.root) for d in self.datasets())
 
 
 @dataclass
@@ -61,8 +96,10 @@ class DataConfig:
     val_images: int = 1  # images per domain held out of translator training
     val_tiles_per_image: int = 4
     cache: str = "memory"  # memory | mmap (decoded once into the run directory)
-    geometric_aug: bool = True
-    intensity_aug: bool = False  # segmentation only: the translator must see true intensities
+    geometric_aug: bool = True  # translator tiles: flips (and rot90 if `rot90`)
+    rot90: bool = True  # the published pipeline flips only
+    tile_draw: str = "area"  # area: images drawn by their size | image: each image alike
+    resize: str = "area"  # area/cubic (ours) | nearest (the published pipeline's)
     paired: bool = False  # L and U show the same scenes: also score direct translations
 
 
@@ -71,6 +108,9 @@ class TranslationStageConfig:
     """How a trained translator is applied to whole images (stage `translate`)."""
 
     ckpt_path: str | None = None  # use this checkpoint instead of the run's own training
+    # which of the run's own checkpoints translates: the last EMA weights (as published), or
+    # the best by model.monitor (a near-identity translator scores high on cycle SSIM)
+    checkpoint: str = "last"  # last | best
     dir: str | None = None  # translator + translations directory; share it across a sweep
     directions: list[str] = field(default_factory=list)  # l2u, u2l; [] = what seg.strategies need
     sampler: str | None = None  # diffusive | resnet; default: the model's
@@ -132,7 +172,26 @@ class SegmenterConfig:
     weight_decay: float = 3e-5
     momentum: float = 0.99  # SGD only
     poly_exponent: float = 0.9
-    tta_flips: bool = False  # average softmax over h/v flips when predicting whole images
+    normalize: str = "image"  # image: z-score over each whole image (nnU-Net) | fixed: [-1, 1]
+    tta_flips: bool = True  # average softmax over h/v flips when predicting whole images
+    window: str = "gaussian"  # tile blending when predicting: gaussian (nnU-Net) | linear
+
+
+@dataclass
+class AugmentConfig:
+    """Segmentation training augmentation, nnU-Net's 2-D recipe (probabilities per tile)."""
+
+    mirror: bool = True  # h/v flips and rot90
+    p_rotate: float = 0.2  # any angle
+    p_scale: float = 0.2
+    scale: tuple[float, float] = (0.7, 1.4)
+    p_elastic: float = 0.2  # grid distortion
+    p_noise: float = 0.1
+    p_blur: float = 0.2
+    p_brightness: float = 0.15  # multiplicative, 0.75-1.25
+    p_contrast: float = 0.15
+    p_lowres: float = 0.25  # down- and up-sampled by 0.5-1
+    p_gamma: float = 0.3  # 0.7-1.5
 
 
 @dataclass
@@ -140,7 +199,14 @@ class SegmentationConfig:
     """The segmentation proxy and how the strategies are trained and scored."""
 
     net: SegmenterConfig = field(default_factory=SegmenterConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # direct | tutorship | adaptation | oracle (trained on U's own labels, k-fold: the ceiling)
     strategies: list[str] = field(default_factory=lambda: ["direct", "tutorship", "adaptation"])
+    tile_size: int | None = None  # segmentation tiles; None: data.tile_size
+    tile_overlap: int | None = None  # overlap of predicted tiles; None: data.tile_overlap
+    # which proxy segments U: the final weights (nnU-Net's default) or the best by Dice on the
+    # fold's held-out images (never for the oracle, whose held-out images are its test set)
+    checkpoint: str = "last"  # last | best
     fold: Any = "all"  # a fold index 0..k-1, or "all" to run every fold in this process
     k: int = 5  # folds over the training images, split by subject
     max_epochs: int = 50
@@ -215,14 +281,33 @@ def _check(ok: bool, key: str, problem: str, fix: str = "") -> None:
 
 def _validate_domain(d: DomainConfig, key: str) -> None:
     _check(
-        d.root != MISSING and bool(d.root),
+        bool(d.sets) or (d.root not in (MISSING, None) and bool(d.root)),
         f"{key}.root",
         "no dataset root given",
-        f"pass {key}.root=/path/to/dataset (BIDS, AxonDeepSeg folder or nnU-Net raw)",
+        f"pass {key}.root=/path/to/dataset (BIDS, AxonDeepSeg folder or nnU-Net raw), or "
+        f"several as {key}.sets=[{{root: a, scale: 0.1}}, {{root: b, scale: 0.2}}]",
     )
-    for name in ("pixel_size", "scale"):
-        value = getattr(d, name)
-        _check(value is None or value > 0, f"{key}.{name}", f"must be > 0, got {value}")
+    _check(
+        not (d.sets and d.phantom is not None),
+        f"{key}.sets",
+        "phantoms make a one-dataset domain",
+        f"drop {key}.phantom or {key}.sets",
+    )
+    named = [(f"{key}.sets[{i}]", s) for i, s in enumerate(d.sets)] or [(key, d)]
+    for where, s in named:
+        _check(
+            s.root not in (MISSING, None) and bool(s.root),
+            f"{where}.root",
+            "no dataset root given",
+            f"pass {where}.root=/path/to/dataset",
+        )
+        for name in ("pixel_size", "scale"):
+            value = getattr(s, name)
+            _check(
+                value is None or 0 < value < float("inf"),
+                f"{where}.{name}",
+                f"must be a finite number > 0, got {value}",
+            )
     if d.phantom is not None:
         _check(
             d.phantom.look in LOOKS,
@@ -237,8 +322,23 @@ def _validate_domain(d: DomainConfig, key: str) -> None:
         )
 
 
+def _choice(value: object, key: str, choices: tuple[str, ...]) -> None:
+    _check(value in choices, key, f"unknown value '{value}'", f"use one of {', '.join(choices)}")
+
+
+def _roots_from_sets(cfg: DictConfig) -> None:
+    """A domain given as `sets` needs no `root`: unset the mandatory placeholder."""
+    data = cfg.get("data")
+    for key in ("labeled", "unlabeled"):
+        domain = data.get(key) if data is not None else None
+        if domain is not None and domain.get("sets") and OmegaConf.is_missing(domain, "root"):
+            domain.root = None
+
+
 def validate(cfg: DictConfig | Config) -> Config:
     """Resolve and check a composed config; return it as the typed object."""
+    if isinstance(cfg, DictConfig):
+        _roots_from_sets(cfg)
     try:
         obj: Config = OmegaConf.to_object(cfg) if isinstance(cfg, DictConfig) else cfg
     except MissingMandatoryValue as err:
@@ -264,12 +364,9 @@ def validate(cfg: DictConfig | Config) -> Config:
         "data.tile_overlap",
         f"must be in [0, tile_size/2), got {d.tile_overlap} for tile_size {d.tile_size}",
     )
-    _check(
-        d.cache in ("memory", "mmap"),
-        "data.cache",
-        f"unknown cache '{d.cache}'",
-        "use memory or mmap",
-    )
+    _choice(d.cache, "data.cache", ("memory", "mmap"))
+    _choice(d.tile_draw, "data.tile_draw", ("area", "image"))
+    _choice(d.resize, "data.resize", ("area", "nearest"))
     _check(
         d.batch_size >= 1 and d.tiles_per_epoch >= d.batch_size,
         "data.batch_size",
@@ -285,7 +382,7 @@ def validate(cfg: DictConfig | Config) -> Config:
     return obj
 
 
-STRATEGIES = ("direct", "tutorship", "adaptation")
+STRATEGIES = ("direct", "tutorship", "adaptation", "oracle")
 
 
 def _validate_segmentation(obj: Config) -> None:
@@ -299,15 +396,39 @@ def _validate_segmentation(obj: Config) -> None:
         )
     _check(s.k >= 1, "seg.k", f"must be >= 1, got {s.k}")
     _check(
+        "oracle" not in s.strategies or s.k >= 2,
+        "seg.k",
+        "the oracle is scored on held-out U images and needs k >= 2 folds",
+        "set seg.k=2 or more",
+    )
+    if "oracle" in s.strategies:
+        _validate_domain(obj.data.unlabeled, "data.unlabeled")
+    _choice(s.checkpoint, "seg.checkpoint", ("last", "best"))
+    _choice(s.net.optimizer, "seg.net.optimizer", ("sgd", "adamw"))
+    _choice(s.net.normalize, "seg.net.normalize", ("image", "fixed"))
+    _choice(s.net.window, "seg.net.window", ("gaussian", "linear"))
+    _choice(s.net.unet.norm, "seg.net.unet.norm", ("instance", "batch"))
+    lo, hi = s.augment.scale
+    _check(0 < lo <= hi, "seg.augment.scale", f"needs 0 < low <= high, got {(lo, hi)}")
+    _check(
         s.fold == "all" or (isinstance(s.fold, int) and 0 <= s.fold < s.k),
         "seg.fold",
         f"must be 'all' or a fold in 0..{s.k - 1}, got {s.fold!r}",
     )
     down = 2 ** (s.net.unet.depth - 1)
+    tile, key = (
+        (s.tile_size, "seg.tile_size") if s.tile_size else (obj.data.tile_size, "data.tile_size")
+    )
+    overlap = obj.data.tile_overlap if s.tile_overlap is None else s.tile_overlap
     _check(
-        obj.data.tile_size % down == 0,
-        "data.tile_size",
-        f"{obj.data.tile_size} is not divisible by {down} (U-Net depth {s.net.unet.depth})",
+        0 <= 2 * overlap < tile,
+        "seg.tile_overlap",
+        f"must be in [0, tile/2), got {overlap} for tile {tile}",
+    )
+    _check(
+        tile % down == 0 and tile >= down,
+        key,
+        f"{tile} is not divisible by {down} (U-Net depth {s.net.unet.depth})",
         "pick a multiple of it or lower seg.net.unet.depth",
     )
 
@@ -339,6 +460,7 @@ def _validate_translator(obj: Config) -> None:
         f"{t.batch_size} tiles per batch",
         "use a positive number, or null for the device's default",
     )
+    _choice(t.checkpoint, "translator.checkpoint", ("last", "best"))
     _check(
         t.precision in ("32", "bf16"),
         "translator.precision",

@@ -20,7 +20,7 @@ from pathlib import Path
 from axondeepsynth.data.images import write_bytes, write_text
 from axondeepsynth.errors import AxonDeepSynthError, DataError
 
-STRATEGY_ORDER = ("direct", "tutorship", "adaptation")
+STRATEGY_ORDER = ("direct", "tutorship", "adaptation", "oracle")
 CLASSES = ("axon", "myelin")
 COLUMNS = [
     "target",
@@ -286,7 +286,12 @@ def _csv(rows: list[dict]) -> str:
 
 # --- chart ---------------------------------------------------------------------------------
 
-_COLOURS = {"direct": "#4C72B0", "tutorship": "#DD8452", "adaptation": "#55A868"}
+_COLOURS = {
+    "direct": "#4C72B0",
+    "tutorship": "#DD8452",
+    "adaptation": "#55A868",
+    "oracle": "#8C8C8C",
+}
 _ERR = {"ecolor": "#222222", "capsize": 3, "elinewidth": 1}
 _SPARE = ("#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974", "#64B5CD")
 
@@ -341,6 +346,60 @@ def chart(rows: list[dict]) -> bytes:
     return buffer.getvalue()
 
 
+# --- overlays ------------------------------------------------------------------------------
+
+
+def extremes(records: list[dict]) -> dict[str, dict[str, tuple[float, Path]]]:
+    """Per strategy, the worst and the best U image by axon Dice over every fold and file, with
+    the overlay picture `evaluate` saved of it (`overlays/<strategy>_fold<k>_<worst|best>_*`)."""
+    found: dict[str, dict[str, tuple[float, Path]]] = {}
+    for record in records:
+        run_dir = Path(record["path"]).parent
+        for strategy, body in record["strategies"].items():
+            for fold, scores in body["folds"].items():
+                for key, dice in (scores.get("per_image") or {}).items():
+                    for tag, better in (("worst", float.__lt__), ("best", float.__gt__)):
+                        seen = found.setdefault(strategy, {}).get(tag)
+                        name = f"{strategy}_fold{fold}_{tag}_{key.replace('/', '_')}.png"
+                        picture = run_dir / "overlays" / name
+                        axon = float(dice["axon"])
+                        if picture.is_file() and (seen is None or better(axon, seen[0])):
+                            found[strategy][tag] = (axon, picture)
+    return found
+
+
+def overlay_montage(records: list[dict], height: int = 260) -> bytes | None:
+    """One row per strategy: its worst and best U image (image | truth | pseudo label), as PNG
+    bytes; None when no overlay pictures are found."""
+    import cv2
+    import numpy as np
+
+    rows = []
+    for strategy, tags in sorted(extremes(records).items(), key=lambda kv: _strategy_rank(kv[0])):
+        cells = []
+        for tag in ("worst", "best"):
+            if tag not in tags:
+                continue
+            axon, picture = tags[tag]
+            strip = cv2.imread(str(picture))
+            strip = cv2.resize(strip, (round(strip.shape[1] * height / strip.shape[0]), height))
+            band = np.full((28, strip.shape[1], 3), 255, np.uint8)
+            text = f"{strategy} {tag}: {picture.stem.split('_', 3)[-1]}  axon Dice {axon:.3f}"
+            cv2.putText(band, text, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1)
+            cells.append(np.concatenate([band, strip]))
+        if cells:
+            rows.append(
+                np.concatenate(
+                    [np.pad(c, ((0, 0), (0, 8), (0, 0)), constant_values=255) for c in cells], 1
+                )
+            )
+    if not rows:
+        return None
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 8), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    return cv2.imencode(".png", np.concatenate(rows))[1].tobytes()
+
+
 # --- output --------------------------------------------------------------------------------
 
 
@@ -357,8 +416,9 @@ def _free_dir(out: Path) -> Path:
     raise DataError(out, "no free report directory", "remove old reports")
 
 
-def write_report(rows: list[dict], out: Path) -> Path:
-    """Write table.md, table.csv, summary.json and dice.png; returns the directory used.
+def write_report(rows: list[dict], out: Path, records: list[dict] | None = None) -> Path:
+    """Write table.md, table.csv, summary.json, dice.png and (from the runs' `records`, where
+    they saved overlays) overlays.png; returns the directory used.
 
     That is `out`, or `out-2`, `out-3`, ... when `out` already holds files.
     """
@@ -367,6 +427,9 @@ def write_report(rows: list[dict], out: Path) -> Path:
     write_text(out / "table.csv", _csv(rows))
     write_text(out / "summary.json", json.dumps({"rows": rows}, indent=2) + "\n")
     write_bytes(out / "dice.png", chart(rows))
+    montage = overlay_montage(records or [])
+    if montage is not None:
+        write_bytes(out / "overlays.png", montage)
     return out
 
 
@@ -377,13 +440,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     args = parser.parse_args(argv)
     try:
-        rows = aggregate(collect(args.run_dirs))
+        records = collect(args.run_dirs)
+        rows = aggregate(records)
         if not rows:
             raise DataError(
                 args.run_dirs[0], "results.json files hold no strategies", "run evaluate first"
             )
         wanted = args.out or args.run_dirs[0] / "report"
-        out = write_report(rows, wanted)
+        out = write_report(rows, wanted, records)
     except AxonDeepSynthError as err:
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2

@@ -69,7 +69,9 @@ def test_two_fold_sweep_end_to_end(tmp_path: Path) -> None:
         assert mask.shape == (256, 256)  # the stored size of U's images, not the working scale
         assert set(np.unique(mask)) <= {0, 127, 255}
         assert (out / "Dataset500_tutorship" / "dataset.json").is_file()
-        assert len(list((job / "overlays").glob("tutorship_*.png"))) == 3
+        # the worst and the best U image by axon Dice, for each strategy and fold
+        names = sorted(p.name for p in (job / "overlays").glob(f"tutorship_fold{fold}_*.png"))
+        assert [n.split("_")[2] for n in names] == ["best", "worst"]
         split = json.loads((job / "seg" / "L" / f"fold{fold}" / "split.json").read_text())
         assert split["fold"] == fold and not set(split["train"]) & set(split["val"])
     rows = report.aggregate(report.collect([jobs[0].parent]))

@@ -14,11 +14,12 @@ from torchmetrics.segmentation import DiceScore
 
 from axondeepsynth.config import SegmenterConfig
 from axondeepsynth.data.labels import AXON, MYELIN
+from axondeepsynth.data.tiles import intensity_stats
 from axondeepsynth.models.losses import deep_supervision_loss, dice_ce_loss
 from axondeepsynth.models.unet import UNet, UNetConfig
 from axondeepsynth.modules.segmenter import Segmenter, dice_per_class, dice_scores
 
-TINY = UNetConfig(base_channels=8, depth=3)
+TINY = UNetConfig(base_channels=8, depth=3, deep_supervision=False)
 
 
 def toy_batch(n: int, size: int = 32, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -54,7 +55,9 @@ def test_unet_shapes_and_size_check() -> None:
 
 
 def test_unet_channels_are_capped() -> None:
-    net = UNet(UNetConfig(base_channels=8, max_channels=16, depth=4, norm="batch"))
+    net = UNet(
+        UNetConfig(base_channels=8, max_channels=16, depth=4, norm="batch", deep_supervision=False)
+    )
     assert [stage[0].out_channels for stage in net.encoder] == [8, 16, 16, 16]
     assert net(torch.rand(2, 1, 16, 16)).shape == (2, 3, 16, 16)
 
@@ -141,12 +144,15 @@ def test_predict_image_matches_whole_image_forward() -> None:
         model.net.weight.copy_(torch.tensor([-5.0, 0.0, 5.0])[:, None, None, None])
         model.net.bias.copy_(torch.tensor([-1.0, 0.0, -1.0]))
     image = image[:32, :48]
+    shift, scale = intensity_stats(image, model.cfg.normalize)  # each image by its own stats
     with torch.no_grad():
-        whole = model.probabilities(torch.from_numpy(image)[None, None]).argmax(1)[0].numpy()
+        x = torch.from_numpy((image - shift) / scale)[None, None]
+        whole = model.probabilities(x).argmax(1)[0].numpy()
     assert set(np.unique(whole)) == {0, 1, 2}
     np.testing.assert_array_equal(model.predict_image(image, 16, 4, 4), whole)
     constant = model.predict_image(np.full((40, 40), 0.3, np.float32), 16, 4)
     assert len(np.unique(constant)) == 1
+    assert model.cfg.window == "gaussian" and model.cfg.tta_flips  # nnU-Net's inference
 
 
 # ----------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from axondeepsynth.config import DataConfig
+from axondeepsynth.config import AugmentConfig, DataConfig
 from axondeepsynth.data.folds import kfold
 from axondeepsynth.data.records import Sample
 from axondeepsynth.data.tiles import (
@@ -19,6 +19,8 @@ from axondeepsynth.data.tiles import (
     PairedTiles,
     RandomTiles,
     UnpairedTiles,
+    augmentation,
+    segmentation_augmentation,
 )
 from axondeepsynth.errors import DataError
 
@@ -91,8 +93,8 @@ class TranslationDataModule(_TileDataModule):
             tile=c.tile_size,
             length=c.tiles_per_epoch,
             seed=self.seed,
-            geometric=c.geometric_aug,
-            intensity=False,
+            transform=augmentation(c.tile_size, c.geometric_aug, c.rot90),
+            draw=c.tile_draw,
         )
         self.train_set = UnpairedTiles(
             RandomTiles(l_train, stream=0, **tiles), RandomTiles(u_train, stream=1, **tiles)
@@ -104,7 +106,8 @@ class TranslationDataModule(_TileDataModule):
 
 
 class SegmentationDataModule(_TileDataModule):
-    """Labelled tiles of one domain with a k-fold split by subject, recorded in `split_file`."""
+    """Labelled tiles of one domain with a k-fold split by subject, recorded in `split_file`;
+    augmented as `augment` says and normalised per image as `normalize` says."""
 
     def __init__(
         self,
@@ -114,9 +117,12 @@ class SegmentationDataModule(_TileDataModule):
         fold: int,
         k: int = 5,
         split_file: Path | None = None,
+        augment: AugmentConfig | None = None,
+        normalize: str = "image",
     ) -> None:
         super().__init__(cfg, seed)
         self.fold, self.k, self.samples, self.split_file = fold, k, samples, split_file
+        self.augment, self.normalize = augment or AugmentConfig(), normalize
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -128,7 +134,7 @@ class SegmentationDataModule(_TileDataModule):
         train_idx, val_idx = (
             (everything, everything)  # k=1: no held-out images, validate on the training set
             if self.k == 1
-            else kfold([s.subject for s in self.samples], self.k, self.seed)[self.fold]
+            else kfold([s.group for s in self.samples], self.k, self.seed)[self.fold]
         )
         self.train_samples = [self.samples[i] for i in train_idx]
         self.val_samples = [self.samples[i] for i in val_idx]
@@ -140,8 +146,8 @@ class SegmentationDataModule(_TileDataModule):
                         "fold": self.fold,
                         "k": self.k,
                         "seed": self.seed,
-                        "train": [s.name for s in self.train_samples],
-                        "val": [s.name for s in self.val_samples],
+                        "train": [s.key for s in self.train_samples],
+                        "val": [s.key for s in self.val_samples],
                     },
                     indent=2,
                 )
@@ -151,7 +157,10 @@ class SegmentationDataModule(_TileDataModule):
             c.tile_size,
             c.tiles_per_epoch,
             self.seed,
-            geometric=c.geometric_aug,
-            intensity=c.intensity_aug,
+            transform=segmentation_augmentation(c.tile_size, self.augment),
+            draw=c.tile_draw,
+            normalize=self.normalize,
         )
-        self.val_set = FixedTiles(self.val_samples, c.tile_size, c.val_tiles_per_image)
+        self.val_set = FixedTiles(
+            self.val_samples, c.tile_size, c.val_tiles_per_image, self.normalize
+        )

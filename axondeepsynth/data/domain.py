@@ -9,22 +9,21 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from axondeepsynth.config import DomainConfig
+from axondeepsynth.config import DatasetConfig, DomainConfig
 from axondeepsynth.data import formats, phantoms
-from axondeepsynth.data.records import DatasetIndex, Sample, load_sample
+from axondeepsynth.data.records import Sample, load_sample
 from axondeepsynth.data.resample import resample, scale_factor
 from axondeepsynth.errors import DataError
 
 log = logging.getLogger(__name__)
 
 
-def index_domain(cfg: DomainConfig) -> DatasetIndex:
-    """Render the domain's phantoms if configured, then index its root."""
-    root = Path(cfg.root)
+def render_phantoms(cfg: DomainConfig) -> None:
+    """Render the domain's phantoms at its root if configured (a no-op once rendered)."""
     if cfg.phantom is not None:
         p = cfg.phantom
         phantoms.write_bids_dataset(
-            root,
+            Path(cfg.root),
             look=p.look,
             n_images=p.n_images,
             size=p.size,
@@ -32,7 +31,15 @@ def index_domain(cfg: DomainConfig) -> DatasetIndex:
             pixel_size=p.pixel_size,
             n_subjects=p.n_subjects,
         )
-    return formats.scan(root, cfg.modality)
+
+
+def dataset_tags(cfg: DomainConfig) -> list[str]:
+    """One tag per dataset of a multi-set domain (its folder name, numbered if repeated);
+    [""] for a one-dataset domain, whose samples keep their plain names."""
+    if not cfg.sets:
+        return [""]
+    names = [Path(s.root).name or "set" for s in cfg.sets]
+    return [n if names.count(n) == 1 else f"{n}-{i}" for i, n in enumerate(names)]
 
 
 def _memmap(sample: Sample, cache_dir: Path) -> Sample:
@@ -42,7 +49,7 @@ def _memmap(sample: Sample, cache_dir: Path) -> Sample:
     for key in ("image", "labels"):
         array = getattr(sample, key)
         if array is not None:
-            path = cache_dir / f"{sample.name}.{key}.npy"
+            path = cache_dir / f"{sample.key.replace('/', '__')}.{key}.npy"
             np.save(path, array)
             arrays[key] = np.load(path, mmap_mode="r")
     return replace(sample, **arrays)
@@ -53,9 +60,25 @@ def load_domain(
     target_pixel_size: float | None,
     name: str,
     cache_dir: Path | None = None,
+    resize: str = "area",
 ) -> list[Sample]:
-    """Decode every image of a domain once, resampled to the common pixel size."""
-    index = index_domain(cfg)
+    """Decode every image of a domain's datasets once, each resampled to the common scale."""
+    render_phantoms(cfg)
+    samples = []
+    for tag, dataset in zip(dataset_tags(cfg), cfg.datasets(), strict=True):
+        samples += _load_dataset(dataset, tag, target_pixel_size, name, cache_dir, resize)
+    return samples
+
+
+def _load_dataset(
+    cfg: DatasetConfig,
+    tag: str,
+    target_pixel_size: float | None,
+    name: str,
+    cache_dir: Path | None,
+    resize: str,
+) -> list[Sample]:
+    index = formats.scan(Path(cfg.root), cfg.modality)
     for problem in index.problems:
         log.warning("%s", problem)
     if not index.records:
@@ -66,8 +89,9 @@ def load_domain(
             f"check the root path and modality; run `python -m axondeepsynth.inspect {cfg.root}`",
         )
     samples = []
-    for record in tqdm(index.records, desc=f"reading {name}", unit="img", leave=False):
-        sample = load_sample(record, cfg.pixel_size)
-        sample = resample(sample, scale_factor(sample.pixel_size, target_pixel_size, cfg.scale))
+    for record in tqdm(index.records, desc=f"reading {name} {tag}", unit="img", leave=False):
+        sample = replace(load_sample(record, cfg.pixel_size), dataset=tag)
+        factor = scale_factor(sample.pixel_size, target_pixel_size, cfg.scale)
+        sample = resample(sample, factor, resize)
         samples.append(_memmap(sample, cache_dir / name) if cache_dir else sample)
     return samples

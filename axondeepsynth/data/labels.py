@@ -42,3 +42,13 @@ def to_masks(labels: np.ndarray) -> dict[str, np.ndarray]:
         "myelin": np.where(labels == MYELIN, 255, 0).astype(np.uint8),
         "axonmyelin": to_axonmyelin(labels),
     }
+
+
+def axon_diameters(labels: np.ndarray) -> np.ndarray:
+    """Equivalent diameters `sqrt(4 area / pi)` in pixels of the axons (8-connected components
+    of the axon class) of a label map, as AxonDeepSeg's morphometrics define them."""
+    import cv2
+
+    n, _, stats, _ = cv2.connectedComponentsWithStats((labels == AXON).astype(np.uint8), 8)
+    area = stats[1:n, cv2.CC_STAT_AREA].astype(np.float64)
+    return np.sqrt(4 * area / np.pi)

@@ -60,6 +60,17 @@ class Sample:
     labels: np.ndarray | None
     source: Path
     source_shape: tuple[int, int] | None = None  # (H, W) in the file, before any resampling
+    dataset: str = ""  # which of a domain's datasets it came from ("" for a one-dataset domain)
+
+    @property
+    def key(self) -> str:
+        """Unique within a domain: the name, behind its dataset's tag when there are several."""
+        return f"{self.dataset}/{self.name}" if self.dataset else self.name
+
+    @property
+    def group(self) -> str:
+        """The unit folds are split by: the subject, within its dataset."""
+        return f"{self.dataset}/{self.subject}" if self.dataset else self.subject
 
 
 def _binary(path: Path) -> np.ndarray:

@@ -19,13 +19,16 @@ def scale_factor(pixel_size: float, target_pixel_size: float | None, scale: floa
     return pixel_size / target_pixel_size
 
 
-def resample(sample: Sample, factor: float) -> Sample:
-    """Resize image (area when shrinking, cubic when growing) and labels (nearest neighbour)."""
+def resample(sample: Sample, factor: float, method: str = "area") -> Sample:
+    """Resize image (`area`: area when shrinking, cubic when growing; `nearest`: nearest
+    neighbour, as the published pipeline does) and labels (nearest neighbour)."""
     if abs(factor - 1.0) < 1e-9:
         return sample
     h, w = sample.image.shape
     size = (max(1, round(w * factor)), max(1, round(h * factor)))
     interp = cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC
+    if method == "nearest":
+        interp = cv2.INTER_NEAREST
     image = np.clip(cv2.resize(sample.image, size, interpolation=interp), 0.0, 1.0)
     labels = None
     if sample.labels is not None:

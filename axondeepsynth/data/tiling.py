@@ -34,6 +34,16 @@ def window(tile: int, overlap: int) -> np.ndarray:
     return np.outer(ramp, ramp)
 
 
+def gaussian_window(tile: int, sigma_scale: float = 1 / 8) -> np.ndarray:
+    """nnU-Net's importance map: a Gaussian of sigma tile/8 centred on the tile, scaled to a
+    maximum of 1 and floored at its smallest non-zero value, so every pixel counts."""
+    axis = np.arange(tile, dtype=np.float64) - (tile - 1) / 2
+    g = np.exp(-(axis**2) / (2 * (tile * sigma_scale) ** 2))
+    w = np.outer(g, g)
+    w /= w.max()
+    return np.maximum(w, w[w > 0].min()).astype(np.float32)
+
+
 def grid(shape: tuple[int, int], tile: int, overlap: int) -> list[tuple[int, int]]:
     """Top-left corners of every tile covering an image of `shape` (padded to >= tile)."""
     h, w = (max(s, tile) for s in shape)
@@ -70,16 +80,19 @@ def sliding_window(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     on_batch: Callable[[int], None] | None = None,
+    blend: str = "linear",
 ) -> np.ndarray:
     """Apply `fn` ([B,1,t,t] -> [B,C,t,t]) over overlapping tiles of a 2-D image; return [C,H,W].
 
+    Tiles are blended by `window` ramps (`linear`, exact for an identity model) or by
+    `gaussian_window` (`gaussian`: tile centres, where the model saw most context, weigh most).
     `on_batch(n_tiles)` is called after each batch (progress bars).
     """
     if not 0 <= 2 * overlap < tile:
         raise ValueError(f"overlap {overlap} must be below half the tile size {tile}")
     h, w = image.shape
     ph, pw = max(h, tile), max(w, tile)
-    weights = window(tile, overlap)
+    weights = gaussian_window(tile) if blend == "gaussian" else window(tile, overlap)
     out: np.ndarray | None = None
     norm = np.zeros((ph, pw), np.float32)
     for corners, tiles in batches(image, tile, overlap, batch_size):

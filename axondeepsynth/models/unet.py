@@ -25,7 +25,7 @@ class UNetConfig:
     depth: int = 5
     convs_per_stage: int = 2
     norm: str = "instance"  # instance | batch (both affine)
-    deep_supervision: bool = False
+    deep_supervision: bool = True  # nnU-Net's default: a loss at every decoder scale
 
 
 NORMS = {"instance": lambda ch: nn.InstanceNorm2d(ch, affine=True), "batch": nn.BatchNorm2d}

@@ -1,8 +1,10 @@
 """The segmentation proxy: a U-Net trained nnU-Net style on labelled tiles.
 
-Inputs are images in [0, 1] mapped to [-1, 1] by the fixed `(x - 0.5) / 0.5`, not a per-tile
-z-score: every tile of an image then sees the same intensity mapping, so tiled inference equals a
-whole-image forward, and a tile's statistics do not depend on how much myelin it happens to hold.
+`forward` takes normalised images: each whole image is z-scored by its own mean and std
+(nnU-Net's scheme for non-CT images; `normalize=fixed` maps [0, 1] to [-1, 1] instead), never a
+tile by its own statistics, so every tile of an image sees the same mapping and a tile's input
+does not depend on how much myelin it happens to hold. Whole images are predicted by
+Gaussian-weighted sliding windows, averaged over mirrorings (`tta_flips`).
 
 Dice is `2|P∩T| / (|P| + |T|)` per image and class, and 1 when the class is absent from both the
 prediction and the target (torchmetrics' `DiceScore` returns NaN there): a correct "nothing here"
@@ -22,6 +24,7 @@ from torchmetrics import MeanMetric
 
 from axondeepsynth.config import SegmenterConfig, structured
 from axondeepsynth.data.labels import AXON, MYELIN
+from axondeepsynth.data.tiles import intensity_stats
 from axondeepsynth.data.tiling import sliding_window
 from axondeepsynth.errors import check_finite
 from axondeepsynth.models.losses import deep_supervision_loss
@@ -54,14 +57,15 @@ class Segmenter(pl.LightningModule):
     def __init__(self, cfg: SegmenterConfig | dict | None = None) -> None:
         super().__init__()
         if isinstance(cfg, dict):  # a checkpoint's hyper-parameters
-            cfg = structured(SegmenterConfig, cfg)
+            # models saved before per-image normalisation mapped [0, 1] to [-1, 1]
+            cfg = structured(SegmenterConfig, {"normalize": "fixed", **cfg})
         self.cfg = cfg or SegmenterConfig()
         self.save_hyperparameters({"cfg": asdict(self.cfg)})  # plain types: weights_only loads
         self.net = UNet(self.cfg.unet)
         self.val_dice = nn.ModuleDict({name: MeanMetric() for name in EVAL_CLASSES})
 
     def forward(self, x: Tensor) -> Tensor | list[Tensor]:
-        return self.net((x - 0.5) / 0.5)
+        return self.net(x)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss = deep_supervision_loss(self(batch["image"]), batch["labels"])
@@ -103,7 +107,7 @@ class Segmenter(pl.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": poly, "interval": "epoch"}}
 
     def probabilities(self, x: Tensor) -> Tensor:
-        """Softmax [B, C, H, W] of images [B, 1, H, W] in [0, 1], flip-averaged if `tta_flips`."""
+        """Softmax [B, C, H, W] of normalised images [B, 1, H, W], flip-averaged if `tta_flips`."""
         flips = FLIPS if self.cfg.tta_flips else FLIPS[:1]
         return sum(self(x.flip(d)).softmax(1).flip(d) for d in flips) / len(flips)
 
@@ -118,10 +122,11 @@ class Segmenter(pl.LightningModule):
         """Class probabilities [C, H, W] of a whole HxW image in [0, 1]: tiled, blended softmax."""
         was_training = self.training
         self.eval()
+        shift, scale = intensity_stats(image, self.cfg.normalize)
         try:
             with torch.inference_mode():
                 return sliding_window(
-                    image,
+                    (np.asarray(image, np.float32) - shift) / scale,
                     self.probabilities,
                     tile,
                     overlap,
@@ -129,6 +134,7 @@ class Segmenter(pl.LightningModule):
                     self.device,
                     self.dtype,
                     on_batch,
+                    self.cfg.window,
                 )
         finally:
             self.train(was_training)

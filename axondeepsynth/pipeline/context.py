@@ -8,12 +8,12 @@ from typing import Any, Literal
 
 import torch
 
-from axondeepsynth.config import Config, DomainConfig
+from axondeepsynth.config import Config, DatasetConfig, DomainConfig
 from axondeepsynth.data.domain import load_domain
 from axondeepsynth.data.records import Sample
 
 Domain = Literal["L", "U"]
-STRATEGY_TRAIN_SET = {"direct": "L", "adaptation": "L", "tutorship": "L2U"}
+STRATEGY_TRAIN_SET = {"direct": "L", "adaptation": "L", "tutorship": "L2U", "oracle": "U"}
 STRATEGY_DIRECTION = {"tutorship": "l2u", "adaptation": "u2l"}
 
 
@@ -63,12 +63,17 @@ class Run:
             return self._load(f"{which}-native", replace(cfg, scale=1.0))
         return self._load(which, cfg)
 
-    def dataset(self, root: str | Path, name: str) -> list[Sample]:
-        """A dataset this pipeline wrote (e.g. a translation), already at the working scale."""
-        return self._load(name, DomainConfig(root=str(root), scale=1.0))
+    def dataset(self, roots: list[str], name: str) -> list[Sample]:
+        """Datasets this pipeline wrote (e.g. a translation, one root per dataset of its source
+        domain, named like them), already at the working scale."""
+        if len(roots) == 1:
+            return self._load(name, DomainConfig(root=str(roots[0]), scale=1.0))
+        sets = [DatasetConfig(root=str(r), scale=1.0) for r in roots]
+        return self._load(name, DomainConfig(root=None, sets=sets))
 
     def _load(self, name: str, cfg: DomainConfig) -> list[Sample]:
         if name not in self._samples:
             cache = self.out / "cache" if self.cfg.data.cache == "mmap" else None
-            self._samples[name] = load_domain(cfg, self.cfg.data.target_pixel_size, name, cache)
+            d = self.cfg.data
+            self._samples[name] = load_domain(cfg, d.target_pixel_size, name, cache, d.resize)
         return self._samples[name]

@@ -2,7 +2,9 @@
 
 - direct:     the model trained on L segments U as it is;
 - tutorship:  the model trained on L->U translations segments U;
-- adaptation: the model trained on L segments the U->L translations of U.
+- adaptation: the model trained on L segments the U->L translations of U;
+- oracle:     the model trained on U's own labels segments the U images of its held-out fold
+              (the ceiling the others are read against).
 Predictions are blended softmax at the working scale, resized to each image's stored size, and
 written in AxonDeepSeg's convention (`<name>_seg-{axon,myelin,axonmyelin}.png`) under
 `pseudo_labels/<strategy>/fold<k>/`, plus an nnU-Net raw export. Dice is computed per image at
@@ -55,7 +57,7 @@ def strategy_inputs(run: Run, strategy: str) -> list[np.ndarray]:
             "adaptation needs the U->L translation",
             "add translate to stages (or reuse a run via translator.dir)",
         )
-    return [images.read_image(translated["files"][s.name]) for s in run.domain("U")]
+    return [images.read_image(translated["files"][s.key]) for s in run.domain("U")]
 
 
 def _summary(per_image: dict[str, dict[str, float]]) -> dict:
@@ -70,36 +72,62 @@ def _summary(per_image: dict[str, dict[str, float]]) -> dict:
     }
 
 
+def held_out(run: Run, train_set: str, fold: int) -> set[str] | None:
+    """Keys of the U images a fold's model may be scored on: its held-out images when it was
+    trained on U itself (read from the fold's recorded split), else None (all of U)."""
+    if train_set != "U":
+        return None
+    split = run.out / "seg" / "U" / f"fold{fold}" / "split.json"
+    return set(json.loads(split.read_text())["val"])
+
+
 def evaluate_fold(run: Run, strategy: str, fold: int, model: Segmenter) -> dict:
     """Pseudo-label every U image with one strategy's model; write files; return Dice."""
     cfg, seg = run.cfg, run.cfg.seg
     out = run.out / "pseudo_labels" / strategy / f"fold{fold}"
-    native = run.domain("U", native=True)
-    per_image, pseudo = {}, []
-    inputs = strategy_inputs(run, strategy)
+    keep = held_out(run, STRATEGY_TRAIN_SET[strategy], fold)
+    pairs = [
+        (sample, x)
+        for sample, x in zip(
+            run.domain("U", native=True), strategy_inputs(run, strategy), strict=True
+        )
+        if keep is None or sample.key in keep
+    ]
+    per_image, pseudo, preds = {}, [], {}
+    tile = seg.tile_size or cfg.data.tile_size
+    overlap = cfg.data.tile_overlap if seg.tile_overlap is None else seg.tile_overlap
     batch_size = run.tiles_per_pass(seg.predict_batch_size)
-    for i, (sample, x) in enumerate(
-        tqdm(list(zip(native, inputs, strict=True)), desc=f"{strategy} fold {fold}", unit="img")
-    ):
-        probs = model.predict_proba(x, cfg.data.tile_size, cfg.data.tile_overlap, batch_size)
+    for sample, x in tqdm(pairs, desc=f"{strategy} fold {fold}", unit="img"):
+        probs = model.predict_proba(x, tile, overlap, batch_size)
         pred = to_shape(probs, sample.image.shape)
         for kind, mask in to_masks(pred).items():
-            images.write_png(out / f"{sample.name}_seg-{kind}.png", mask)
-        pseudo.append(replace(sample, labels=pred))
+            images.write_png(out / f"{sample.key}_seg-{kind}.png", mask)
+        pseudo.append(replace(sample, labels=pred, name=sample.key.replace("/", "_")))
+        preds[sample.key] = (sample, pred)
         if sample.labels is not None:
-            per_image[sample.name] = {
+            per_image[sample.key] = {
                 k: round(v, 6) for k, v in dice_per_class(pred, sample.labels).items()
             }
-        if i < seg.n_overlays:
-            save_comparison(
-                run.out / "overlays" / f"{strategy}_fold{fold}_{sample.name}.png",
-                sample.image,
-                sample.labels,
-                pred,
-            )
+    _save_overlays(run, strategy, fold, preds, per_image)
     if seg.export_nnunet:
         nnunet.write(pseudo, out / f"Dataset500_{strategy}", f"{strategy} pseudo labels")
     return _summary(per_image)
+
+
+def _save_overlays(
+    run: Run, strategy: str, fold: int, preds: dict, per_image: dict[str, dict[str, float]]
+) -> None:
+    """image | ground truth | pseudo label of the worst and best U image by axon Dice, or of
+    the first `seg.n_overlays` images when U has no labels."""
+    if per_image:
+        ranked = sorted(per_image, key=lambda k: per_image[k]["axon"])
+        chosen = {"worst": ranked[0], "best": ranked[-1]}
+    else:
+        chosen = {str(i): key for i, key in enumerate(list(preds)[: run.cfg.seg.n_overlays])}
+    for tag, key in chosen.items():
+        sample, pred = preds[key]
+        name = f"{strategy}_fold{fold}_{tag}_{key.replace('/', '_')}.png"
+        save_comparison(run.out / "overlays" / name, sample.image, sample.labels, pred)
 
 
 def run(run: Run) -> dict:
@@ -110,6 +138,8 @@ def run(run: Run) -> dict:
         folds = {}
         for fold in run.folds:
             ckpt = checkpoints.get(f"{STRATEGY_TRAIN_SET[strategy]}/fold{fold}")
+            if isinstance(ckpt, dict):  # the oracle's best would be picked on its test images
+                ckpt = ckpt["last" if strategy == "oracle" else seg.checkpoint]
             if ckpt is None:
                 raise ConfigError(
                     "stages",
@@ -132,7 +162,7 @@ def run(run: Run) -> dict:
         "source": _domain_name(run, "L"),
         "target": _domain_name(run, "U"),
         "data": {
-            w: {"root": run.domain_config(w).root, "n_images": len(run.domain(w))}
+            w: {"root": run.domain_config(w).describe(), "n_images": len(run.domain(w))}
             for w in ("L", "U")
         },
         "translation": run.artifacts.get("translator_metrics", {}),
@@ -175,4 +205,4 @@ def publish(run: Run, rows: list[dict]) -> None:
 
 def _domain_name(run: Run, which: str) -> str:
     cfg = run.domain_config(which)
-    return cfg.modality or Path(cfg.root).name
+    return cfg.modality or Path(cfg.datasets()[0].root).name

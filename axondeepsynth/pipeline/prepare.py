@@ -55,7 +55,8 @@ def preview(samples: dict[str, list[Sample]], path: Path, size: int = 192) -> Pa
 
 def run(run: Run) -> dict:
     """Load L (and U when configured) and write `data_summary.json` + `data_preview.png`."""
-    names = ["L"] + (["U"] if run.cfg.data.unlabeled.root not in ("???", "") else [])
+    u = run.cfg.data.unlabeled
+    names = ["L"] + (["U"] if u.sets or u.root not in ("???", "", None) else [])
     domains = {name: run.domain(name) for name in names}
     summary = {
         name: {"config": asdict(run.domain_config(name)), **_describe(samples)}

@@ -1,7 +1,8 @@
 """Stage `train_segmenter`: train the segmentation proxy on each training set and fold.
 
-Training sets: `L` (real labelled images; used by direct and adaptation) and `L2U` (L translated
-into U's look, carrying L's labels; used by tutorship). Folds split each set by subject.
+Training sets: `L` (real labelled images; used by direct and adaptation), `L2U` (L translated
+into U's look, carrying L's labels; used by tutorship) and `U` (U's own labelled images; used by
+the oracle, scored on its held-out fold). Folds split each set by subject.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ log = logging.getLogger(__name__)
 
 def training_samples(run: Run, train_set: str) -> tuple[list[Sample], str]:
     """The labelled samples of a training set and a string naming where they came from."""
-    if train_set == "L":
-        samples, origin = run.domain("L"), run.domain_config("L").root
+    if train_set in ("L", "U"):
+        samples, origin = run.domain(train_set), run.domain_config(train_set).describe()
     else:
         translated = run.artifacts.get("translated", {}).get("l2u")
         if translated is None:
@@ -35,7 +36,8 @@ def training_samples(run: Run, train_set: str) -> tuple[list[Sample], str]:
                 "tutorship needs the L->U translation",
                 "add translate to stages (or reuse a run via translator.dir)",
             )
-        samples, origin = run.dataset(translated["root"], "L2U"), translated["root"]
+        roots = translated.get("roots", [translated["root"]])
+        samples, origin = run.dataset(roots, "L2U"), ", ".join(roots)
     labelled = [s for s in samples if s.labels is not None]
     if len(labelled) < len(samples):
         log.warning(
@@ -45,10 +47,13 @@ def training_samples(run: Run, train_set: str) -> tuple[list[Sample], str]:
             len(samples),
         )
     if not labelled:
+        key = "data.unlabeled" if train_set == "U" else "data.labeled"
         raise ConfigError(
-            "data.labeled",
+            key,
             f"no labelled images in {origin}",
-            "domain L needs *_seg-axon/myelin masks",
+            "the oracle needs U's own *_seg-axon/myelin masks: drop it from seg.strategies"
+            if train_set == "U"
+            else "domain L needs *_seg-axon/myelin masks",
         )
     k = run.cfg.seg.k
     if k > 1 and len(labelled) < k:
@@ -80,14 +85,22 @@ def run(run: Run) -> dict:
 def _train(run: Run, samples: list[Sample], fold: int, root: Path) -> dict:
     cfg, seg = run.cfg, run.cfg.seg
     pl.seed_everything(cfg.seed + fold, workers=True, verbose=False)
-    data = replace(cfg.data, batch_size=seg.batch_size, tiles_per_epoch=seg.tiles_per_epoch)
-    dm = SegmentationDataModule(data, cfg.seed, samples, fold, seg.k, root / "split.json")
+    data = replace(
+        cfg.data,
+        batch_size=seg.batch_size,
+        tiles_per_epoch=seg.tiles_per_epoch,
+        tile_size=seg.tile_size or cfg.data.tile_size,
+    )
+    dm = SegmentationDataModule(
+        data, cfg.seed, samples, fold, seg.k, root / "split.json", seg.augment, seg.net.normalize
+    )
     module = Segmenter(seg.net)
     trainer = build_trainer(cfg, root, "val/dice_mean", "max", max_epochs=seg.max_epochs)
     # ckpt_path=last resumes the fold from its newest checkpoint (last.ckpt or interrupted.ckpt)
     resume = "last" if cfg.ckpt_path == "last" else None
     trainer.fit(module, dm, ckpt_path=resume, weights_only=True)
-    best = trainer.checkpoint_callback.best_model_path or str(root / "checkpoints" / "last.ckpt")
+    last = str(root / "checkpoints" / "last.ckpt")
+    best = trainer.checkpoint_callback.best_model_path or last
     val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     log.info(
         "segmenter %s fold %d: val/dice_mean %.3f",
@@ -95,4 +108,4 @@ def _train(run: Run, samples: list[Sample], fold: int, root: Path) -> dict:
         fold,
         val.get("val/dice_mean", float("nan")),
     )
-    return {"checkpoint": best, "val": val}
+    return {"checkpoint": {"best": best, "last": last}, "val": val}

@@ -24,7 +24,8 @@ def run(run: Run) -> dict:
     cfg = run.cfg
     if cfg.translator.ckpt_path:
         log.info("using the given translator %s", cfg.translator.ckpt_path)
-        return {"translator_ckpt": cfg.translator.ckpt_path}
+        path = cfg.translator.ckpt_path
+        return {"translator_best": path, "translator_last": path}
     key = config_hash(asdict(cfg.data), cfg.model.identity(), asdict(cfg.trainer), cfg.seed)
     return once(run.translator_dir, key, lambda: _train(run, run.translator_dir), distributed=True)
 
@@ -50,8 +51,8 @@ def _train(run: Run, root: Path) -> dict:
         best or last,
     )
     return {
-        "translator_ckpt": best or str(last),
-        "translator_last": str(last),
+        "translator_best": best or str(last),  # by model.monitor
+        "translator_last": str(last),  # the final EMA weights
         "translator_metrics": final,
         "translator_untrained": untrained,
         "objective": final.get(monitor),

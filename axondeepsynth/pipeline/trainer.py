@@ -39,18 +39,24 @@ def build_trainer(
     root.mkdir(parents=True, exist_ok=True)
     callbacks = [instantiate(conf) for conf in cfg.callbacks.values()]
     if monitor is not None:
-        best_and_last = ModelCheckpoint(
+        best = ModelCheckpoint(
             dirpath=root / "checkpoints",
             filename="best-{epoch:03d}",
             monitor=monitor,
             mode=mode,
-            save_last=True,
             save_top_k=1,
             auto_insert_metric_name=False,
         )
+        # its own callback: a monitored one's save_last is skipped when the score did not improve
+        last = ModelCheckpoint(
+            dirpath=root / "checkpoints",
+            filename="last",
+            save_top_k=1,
+            enable_version_counter=False,
+        )
         # SIGTERM (pre-emption), Ctrl-C or an error: keep where training stopped, beside last.ckpt
         interrupted = OnExceptionCheckpoint(root / "checkpoints", filename="interrupted")
-        callbacks += [best_and_last, interrupted]  # trainer.checkpoint_callback is the first
+        callbacks += [best, last, interrupted]  # trainer.checkpoint_callback is the first
     kwargs = {k: v for k, v in asdict(cfg.trainer).items() if v is not None}
     kwargs |= {
         "default_root_dir": str(root),

@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from axondeepsynth.data import formats, tiling
+from axondeepsynth.data.domain import dataset_tags
 from axondeepsynth.data.records import Sample
 from axondeepsynth.errors import ConfigError
 from axondeepsynth.modules.translator import SynDiff
@@ -87,7 +88,7 @@ def translate_sample(
 
 def run(run: Run) -> dict:
     cfg, t = run.cfg, run.cfg.translator
-    ckpt = t.ckpt_path or run.artifacts.get("translator_ckpt")
+    ckpt = t.ckpt_path or run.artifacts.get(f"translator_{t.checkpoint}")
     if not ckpt:
         raise ConfigError(
             "translator.ckpt_path",
@@ -120,22 +121,32 @@ def run(run: Run) -> dict:
 
 
 def _translate(run: Run, ckpt: str, direction: str, root: Path, batch_size: int) -> dict:
-    """Translate every image of the source domain; write them in its layout under `root`."""
+    """Translate every image of the source domain; write each of its datasets in that dataset's
+    layout, under `root` (one dataset) or `root/<tag>` (several)."""
     cfg, t = run.cfg, run.cfg.translator
     module = load_translator(ckpt, run.device, compile=t.compile)
     source_cfg = run.domain_config(SOURCE[direction])
     target_cfg = run.domain_config("U" if SOURCE[direction] == "L" else "L")
     samples = run.domain(SOURCE[direction])
-    layout = formats.detect_layout(Path(source_cfg.root))
     tile, overlap = cfg.data.tile_size, cfg.data.tile_overlap
     n_tiles = sum(tiling.count(s.image.shape, tile, overlap) for s in samples)
+    position = {s.key: i for i, s in enumerate(samples)}  # seeds the sampler per image
     target = target_cfg.modality
+    description = {
+        "GeneratedBy": [
+            {
+                "Name": "axondeepsynth",
+                "Description": f"SynDiff {direction} translation of {source_cfg.describe()}",
+                "Checkpoint": ckpt,
+            }
+        ]
+    }
 
-    def outputs(bar: tqdm):
+    def outputs(subset: list[Sample], out: Path, layout: str, bar: tqdm):
         """Translated samples, lazily; those an interrupted run already wrote come back as
         image=None and are not translated again."""
-        for i, s in enumerate(samples):
-            if formats.image_path(s, root, layout, target).is_file():
+        for s in subset:
+            if formats.image_path(s, out, layout, target).is_file():
                 bar.update(tiling.count(s.image.shape, tile, overlap))
                 yield replace(s, image=None)
             else:
@@ -147,33 +158,27 @@ def _translate(run: Run, ckpt: str, direction: str, root: Path, batch_size: int)
                     overlap,
                     batch_size,
                     t.sampler,
-                    t.seed + i,
+                    t.seed + position[s.key],
                     bar,
                     bf16=t.precision == "bf16",
                 )
 
+    files, roots = {}, []
     with tqdm(total=n_tiles, desc=f"translating {direction}", unit="tile") as bar:
-        paths = formats.write(
-            outputs(bar),
-            root,
-            layout,
-            target_cfg.modality,
-            {
-                "GeneratedBy": [
-                    {
-                        "Name": "axondeepsynth",
-                        "Description": f"SynDiff {direction} translation of {source_cfg.root}",
-                        "Checkpoint": ckpt,
-                    }
-                ]
-            },
-        )
-    files = {s.name: str(p) for s, p in zip(samples, paths, strict=True)}
+        for tag, dataset in zip(dataset_tags(source_cfg), source_cfg.datasets(), strict=True):
+            subset = [s for s in samples if s.dataset == tag]
+            out = root / tag if tag else root
+            layout = formats.detect_layout(Path(dataset.root))
+            paths = formats.write(
+                outputs(subset, out, layout, bar), out, layout, target, description
+            )
+            files |= {s.key: str(p) for s, p in zip(subset, paths, strict=True)}
+            roots.append(str(out))
     log.info("translated %d images %s -> %s", len(samples), direction, root)
     return {
         "translated": {
             "root": str(root),
-            "layout": layout,
+            "roots": roots,
             "checkpoint": ckpt,
             "sampler": t.sampler or module.cfg.sampler,
             "files": files,

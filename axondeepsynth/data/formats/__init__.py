@@ -15,8 +15,9 @@ def detect_layout(root: Path) -> str:
     root = Path(root).expanduser()
     if (root / "dataset.json").is_file() and (root / "imagesTr").is_dir():
         return "nnunet"
-    if (root / "dataset_description.json").is_file() or any(root.glob("sub-*")):
-        return "bids"
+    micr = any(root.glob("sub-*/micr")) or any(root.glob("sub-*/ses-*/micr"))
+    if (root / "dataset_description.json").is_file() or micr:
+        return "bids"  # AxonDeepSeg folders may be named sub-* too, but hold no micr/
     return "axondeepseg"
 
 
