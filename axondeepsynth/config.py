@@ -263,6 +263,14 @@ class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     ckpt_path: str | None = None  # a path: the translator's; "last": each stage's newest
 
+    def seg_tiling(self) -> tuple[int, int]:
+        """(tile, overlap) of the segmentation proxy: its own, else the data's."""
+        s, d = self.seg, self.data
+        return (
+            s.tile_size or d.tile_size,
+            d.tile_overlap if s.tile_overlap is None else s.tile_overlap,
+        )
+
 
 def structured(schema: type, values: dict) -> Any:
     """Build a config dataclass from a plain dict (e.g. a checkpoint's), checked by the schema."""
@@ -416,10 +424,8 @@ def _validate_segmentation(obj: Config) -> None:
         f"must be 'all' or a fold in 0..{s.k - 1}, got {s.fold!r}",
     )
     down = 2 ** (s.net.unet.depth - 1)
-    tile, key = (
-        (s.tile_size, "seg.tile_size") if s.tile_size else (obj.data.tile_size, "data.tile_size")
-    )
-    overlap = obj.data.tile_overlap if s.tile_overlap is None else s.tile_overlap
+    tile, overlap = obj.seg_tiling()
+    key = "seg.tile_size" if s.tile_size else "data.tile_size"
     _check(
         0 <= 2 * overlap < tile,
         "seg.tile_overlap",

@@ -94,8 +94,7 @@ def evaluate_fold(run: Run, strategy: str, fold: int, model: Segmenter) -> dict:
         if keep is None or sample.key in keep
     ]
     per_image, pseudo, preds = {}, [], {}
-    tile = seg.tile_size or cfg.data.tile_size
-    overlap = cfg.data.tile_overlap if seg.tile_overlap is None else seg.tile_overlap
+    tile, overlap = cfg.seg_tiling()
     batch_size = run.tiles_per_pass(seg.predict_batch_size)
     for sample, x in tqdm(pairs, desc=f"{strategy} fold {fold}", unit="img"):
         probs = model.predict_proba(x, tile, overlap, batch_size)

@@ -89,7 +89,7 @@ def _train(run: Run, samples: list[Sample], fold: int, root: Path) -> dict:
         cfg.data,
         batch_size=seg.batch_size,
         tiles_per_epoch=seg.tiles_per_epoch,
-        tile_size=seg.tile_size or cfg.data.tile_size,
+        tile_size=cfg.seg_tiling()[0],
     )
     dm = SegmentationDataModule(
         data, cfg.seed, samples, fold, seg.k, root / "split.json", seg.augment, seg.net.normalize
