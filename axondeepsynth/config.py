@@ -7,6 +7,8 @@ key's name; `validate` then checks ranges and cross-field rules before any work 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -277,9 +279,20 @@ def structured(schema: type, values: dict) -> Any:
     return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
 
 
+def hydra_subdir(run_dir: str) -> str:
+    """Where Hydra records an invocation's config: `.hydra` in a new run directory, and
+    `.hydra/rerun-<time>` when re-running into one, so that the first record is never rewritten
+    (Hydra writes it before the run can check, and perhaps refuse, anything)."""
+    if not (Path(run_dir) / ".hydra" / "config.yaml").is_file():
+        return ".hydra"
+    return f".hydra/rerun-{datetime.now():%Y-%m-%d_%H-%M-%S-%f}"
+
+
 def register() -> None:
-    """Make the schema available to `conf/config.yaml`'s defaults list as `schema`."""
+    """Make the schema available to `conf/config.yaml`'s defaults list as `schema`, and the
+    resolver of `conf/hydra/default.yaml`'s `output_subdir`."""
     ConfigStore.instance().store(name="schema", node=Config)
+    OmegaConf.register_new_resolver("hydra_subdir", hydra_subdir, replace=True)
 
 
 def _check(ok: bool, key: str, problem: str, fix: str = "") -> None:
@@ -367,6 +380,11 @@ def validate(cfg: DictConfig | Config) -> Config:
     if "train_translator" in obj.stages or "translate" in obj.stages:
         _validate_domain(d.unlabeled, "data.unlabeled")
     _check(d.tile_size >= 16, "data.tile_size", f"must be >= 16, got {d.tile_size}")
+    for key, epochs in (
+        ("trainer.max_epochs", obj.trainer.max_epochs),
+        ("seg.max_epochs", obj.seg.max_epochs),
+    ):
+        _check(epochs >= 1, key, f"must be >= 1, got {epochs}")
     _check(
         0 <= 2 * d.tile_overlap < d.tile_size,
         "data.tile_overlap",

@@ -19,8 +19,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from axondeepsynth.data import formats, images
-from axondeepsynth.data.labels import axon_diameters
-from axondeepsynth.data.records import ImageRecord, Problem, check_mask_shape, read_labels
+from axondeepsynth.data.labels import axon_diameters, implausible
+from axondeepsynth.data.records import ImageRecord, Problem, check_mask_shape, decode_labels
 from axondeepsynth.data.resample import scale_factor
 from axondeepsynth.errors import AxonDeepSynthError, DataError
 
@@ -38,6 +38,7 @@ class ImageSummary:
     pixel_size_um: float | None = None
     pixel_size_from: str = ""
     labels: list[str] = field(default_factory=list)
+    masks_read_as: dict[str, str] = field(default_factory=dict)  # e.g. {"axon": "0/255"}
     label_fractions: dict[str, float] = field(default_factory=dict)
     axon_diameters_px: list[float] = field(default_factory=list)  # as stored
 
@@ -57,7 +58,7 @@ def summarise(record: ImageRecord) -> tuple[ImageSummary, list[Problem]]:
     try:
         info = images.info(record.image)
         s.width, s.height, s.dtype, s.channels = info.width, info.height, info.dtype, info.channels
-        label_map = read_labels(record)
+        label_map, s.masks_read_as = decode_labels(record)
         if label_map is not None:
             check_mask_shape(record, label_map, (info.height, info.width))
             s.label_fractions = {
@@ -72,6 +73,10 @@ def summarise(record: ImageRecord) -> tuple[ImageSummary, list[Problem]]:
                         "check that the right mask is paired with this image",
                     )
                 )
+            problems += [
+                Problem(next(iter(record.labels.values())), what, "check the masks in a viewer")
+                for what in implausible(label_map)
+            ]
     except DataError as err:
         problems.append(Problem(err.path, err.problem, err.fix))
     return s, problems

@@ -451,6 +451,13 @@ def main(argv: list[str] | None = None) -> int:
     except AxonDeepSynthError as err:
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except PermissionError as err:
+        print(
+            f"error: {err.filename}: cannot write the report there ({err.strerror}) "
+            "(fix: pass --out /a/writable/folder)",
+            file=sys.stderr,
+        )
+        return 2
     if out != wanted:
         print(f"note: {wanted} is not empty; wrote the report to {out}", file=sys.stderr)
     else:

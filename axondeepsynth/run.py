@@ -7,6 +7,7 @@ Heavy imports (torch, Lightning) happen only after composition so `--help` stays
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 import hydra
@@ -17,6 +18,13 @@ from axondeepsynth.errors import AxonDeepSynthError
 
 log = logging.getLogger("axondeepsynth")
 register()
+
+
+def _resume_hint() -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    run_dir = HydraConfig.get().runtime.output_dir
+    return f"to continue, re-run the same command with ckpt_path=last hydra.run.dir={run_dir}"
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -32,13 +40,19 @@ def main(cfg: DictConfig) -> float | None:
     except SystemExit as stop:  # Lightning turns SIGTERM into a bare SystemExit after saving
         from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+        from axondeepsynth.pipeline.trainer import Stop
+
         if not isinstance(stop, SIGTERMException):
             raise
+        how = "Ctrl-C" if Stop.signum == signal.SIGINT else "SIGTERM"
         log.warning(
-            "stopped by SIGTERM: training state saved as checkpoints/interrupted.ckpt "
-            "beside last.ckpt; re-run with ckpt_path=last hydra.run.dir=<this run>"
+            f"stopped by {how}: training state saved as checkpoints/interrupted.ckpt beside "
+            f"last.ckpt; {_resume_hint()}"
         )
-        sys.exit(128 + 15)
+        sys.exit(128 + Stop.signum)
+    except KeyboardInterrupt:  # outside training, or a second Ctrl-C
+        log.warning(f"stopped by Ctrl-C; finished files are kept; {_resume_hint()}")
+        sys.exit(128 + signal.SIGINT)
 
 
 if __name__ == "__main__":

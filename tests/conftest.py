@@ -6,12 +6,21 @@ import json
 import os
 from pathlib import Path
 
-import cv2
-import numpy as np
-import pytest
-from hydra import compose, initialize_config_dir
+# two threads per process unless the caller pinned others, set before torch starts its pools and
+# inherited by the CLI runs the tests spawn: on a 2-core machine oversubscribed OpenMP made one
+# fit 35x slower
+THREADS = os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("MKL_NUM_THREADS", THREADS)
 
-from axondeepsynth.config import Config, register, validate
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+
+torch.set_num_threads(int(THREADS))
+
+from axondeepsynth.config import Config, register, validate  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("AXONDEEPSYNTH_SHARED_DATA", REPO.parent / "shared" / "data"))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, write_json, write_png
+import pytorch_lightning as pl
+from conftest import REPO, compose_cfg, write_json, write_png
 from PIL import Image
 
 from axondeepsynth.config import DomainConfig
@@ -16,7 +19,7 @@ from axondeepsynth.data import formats, images, tiling
 from axondeepsynth.data.domain import load_domain
 from axondeepsynth.data.records import load_sample
 from axondeepsynth.data.tiles import RandomTiles
-from axondeepsynth.errors import DataError
+from axondeepsynth.errors import ConfigError, DataError
 from axondeepsynth.inspect import inspect
 
 
@@ -105,3 +108,373 @@ def test_corrupt_corpus_through_the_cli_gives_problems_not_tracebacks(tmp_path: 
         assert f"{name}/image.png" in result.stdout
     assert "mask is 9x9 px but its image is 8x8 px" in result.stdout
     assert result.stdout.count("fix:") >= 4
+
+
+BAD_PIXEL_SIZES = {
+    "zero": [0, 0],
+    "negative": [-0.1, -0.1],
+    "tiny": [1e-300, 1e-300],
+    "string": "a tenth",
+    "null": None,
+    "dict": {"x": 0.1},
+    "nan": [float("nan"), float("nan")],
+}
+
+
+def bids_with_sidecar(root: Path, sidecar: str | bytes) -> Path:
+    """A one-image BIDS dataset whose image sidecar holds `sidecar` verbatim."""
+    write_json(root / "dataset_description.json", {"Name": "x"})
+    micr = root / "sub-a" / "micr"
+    write_png(micr / "sub-a_sample-1_SEM.png", np.zeros((32, 32), np.uint8))
+    sidecar_path = micr / "sub-a_sample-1_SEM.json"
+    if isinstance(sidecar, bytes):
+        sidecar_path.write_bytes(sidecar)
+    else:
+        sidecar_path.write_text(sidecar)
+    return sidecar_path
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PIXEL_SIZES))
+def test_bad_bids_pixel_sizes_are_problems_naming_the_sidecar(tmp_path: Path, case: str) -> None:
+    sidecar = bids_with_sidecar(tmp_path, json.dumps({"PixelSize": BAD_PIXEL_SIZES[case]}))
+    index = formats.scan(tmp_path)
+    assert len(index.problems) == 1, index.problems
+    problem = index.problems[0]
+    assert problem.path == sidecar and "PixelSize" in problem.fix
+    assert "anisotropic" not in problem.problem
+    assert index.records[0].pixel_size is None
+
+
+@pytest.mark.parametrize("content", ['[{"PixelSize": [0.1, 0.1]}]', b'{"PixelSize": [0.1\xff]}'])
+def test_sidecar_that_is_a_list_or_not_utf8_is_a_problem(tmp_path: Path, content) -> None:
+    sidecar = bids_with_sidecar(tmp_path, content)
+    problems = formats.scan(tmp_path).problems
+    assert [p.path for p in problems] == [sidecar]
+    assert "JSON" in problems[0].problem
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-0.1", "0", "1e-300", "1e6"])
+def test_bad_pixel_size_file_is_a_problem(tmp_path: Path, text: str) -> None:
+    folder = ads_folder(tmp_path, np.zeros((32, 32), np.uint8))
+    (folder / "pixel_size_in_micrometer.txt").write_text(text)
+    problems = formats.scan(tmp_path).problems
+    assert [p.path.name for p in problems] == ["pixel_size_in_micrometer.txt"]
+    assert "µm" in problems[0].fix
+
+
+@pytest.mark.parametrize("sizes", [{"case": "0.1"}, {"case": float("inf")}, [0.1]])
+def test_bad_nnunet_pixel_sizes_are_problems(tmp_path: Path, sizes) -> None:
+    write_png(tmp_path / "imagesTr" / "case_0000.png", np.zeros((32, 32), np.uint8))
+    write_json(
+        tmp_path / "dataset.json",
+        {"labels": {"background": 0, "myelin": 1, "axon": 2}, "pixel_size_um": sizes},
+    )
+    index = formats.scan(tmp_path)
+    assert [p.path.name for p in index.problems] == ["dataset.json"], index.problems
+    assert index.records == [] or index.records[0].pixel_size is None
+
+
+def _ads_with(root: Path, image: str = "image.png", pixel_size: str = "0.1", **masks) -> None:
+    """An AxonDeepSeg folder with a 64² image (PNG, or a TIFF of the given kind) and masks."""
+    import tifffile
+
+    root.mkdir(parents=True)
+    arrays = {
+        "image.png": None,
+        "nan.tif": np.full((64, 64), np.nan, np.float32),
+        "stack.tif": np.zeros((5, 64, 64), np.uint8),
+    }
+    if arrays[image] is None:
+        write_png(root / image, np.full((64, 64), 90, np.uint8))
+    else:
+        tifffile.imwrite(root / image, arrays[image])
+    (root / "pixel_size_in_micrometer.txt").write_text(pixel_size)
+    for kind, mask in masks.items():
+        write_png(root / f"{Path(image).stem}_seg-{kind}.png", mask)
+
+
+BAD_DATASETS = {  # a dataset -> (the file a user must be pointed at, what is wrong with it)
+    "zero pixel size": (
+        lambda root: bids_with_sidecar(root, '{"PixelSize": [0, 0]}'),
+        "sub-a_sample-1_SEM.json",
+        "pixel size 0 is not a finite number",
+    ),
+    "pixel size text": (
+        lambda root: _ads_with(root, pixel_size="0,1 um"),
+        "pixel_size_in_micrometer.txt",
+        "cannot read a number",
+    ),
+    "NaN float TIFF": (lambda root: _ads_with(root, "nan.tif"), "nan.tif", "NaN or infinite"),
+    "TIFF stack": (lambda root: _ads_with(root, "stack.tif"), "stack.tif", "5 planes of 64x64"),
+    "0/1 axonmyelin": (
+        lambda root: _ads_with(root, axonmyelin=(rings()[0] > 0).astype(np.uint8)),
+        "image_seg-axonmyelin.png",
+        "axon or myelin?",
+    ),
+    "0/3 axon mask": (
+        lambda root: _ads_with(root, axon=(rings()[0] > 0).astype(np.uint8) * 3),
+        "image_seg-axon.png",
+        "values [0, 3]",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_DATASETS))
+def test_bad_dataset_stops_inspect_and_run_with_one_named_line(tmp_path: Path, case: str) -> None:
+    make, culprit, problem = BAD_DATASETS[case]
+    data = tmp_path / "bad"  # beside, not in, paths.data_dir where the L phantoms are made
+    make(data)
+    before = {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}
+    inspected = subprocess.run(
+        [sys.executable, "-m", "axondeepsynth.inspect", str(data)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert inspected.returncode == 1 and "Traceback" not in inspected.stderr
+    assert culprit in inspected.stdout and problem in inspected.stdout, inspected.stdout
+    ran = subprocess.run(
+        [
+            sys.executable, "-m", "axondeepsynth.run", "+experiment=demo", "logger=none",
+            f"data.unlabeled.root={data}", "data.unlabeled.phantom=null",
+            f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}", "stages=[prepare]",
+        ],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    out = ran.stdout + ran.stderr
+    assert ran.returncode == 2 and "Traceback" not in out, out[-2000:]
+    assert culprit in out and problem in out and "fix:" in out
+    assert {p: p.read_bytes() for p in data.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-1", "0"])
+def test_non_finite_scale_is_a_config_error(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"data.labeled.scale"):
+        compose_cfg("+experiment=demo", f"data.labeled.scale={value}")
+
+
+NNUNET_META = {"labels": {"background": 0, "myelin": 1, "axon": 2}, "pixel_size_um": {"c": 0.1}}
+
+
+@pytest.mark.parametrize(
+    ("meta", "expected"),
+    [
+        ([1, 2], "not a JSON object"),
+        (NNUNET_META | {"labels": "background,myelin,axon"}, "region labels"),
+        (NNUNET_META | {"labels": {"background": 0, "axon": [1, 2]}}, "region labels"),
+        (NNUNET_META | {"file_ending": ".tif"}, "file_ending '.tif'"),
+        ({"labels": NNUNET_META["labels"]}, "no pixel_size_um for case c"),
+    ],
+)
+def test_bad_nnunet_dataset_json_is_a_problem(tmp_path: Path, meta, expected: str) -> None:
+    write_png(tmp_path / "imagesTr" / "c_0000.png", np.zeros((32, 32), np.uint8))
+    write_png(tmp_path / "labelsTr" / "c.png", np.zeros((32, 32), np.uint8))
+    (tmp_path / "dataset.json").write_text(json.dumps(meta))
+    problems = "\n".join(map(str, formats.scan(tmp_path).problems))
+    assert expected in problems and "fix:" in problems
+
+
+def rings(size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """0/255 axon and myelin masks of two myelinated axons."""
+    yy, xx = np.mgrid[:size, :size]
+    axon = np.zeros((size, size), np.uint8)
+    myelin = np.zeros((size, size), np.uint8)
+    for cy, cx in ((16, 16), (44, 40)):
+        r = np.hypot(yy - cy, xx - cx)
+        myelin[(r >= 6) & (r < 10)] = 255
+        axon[r < 6] = 255
+    return axon, myelin
+
+
+@pytest.mark.parametrize(
+    ("masks", "expected"),
+    [
+        ({"axon": "axonmyelin"}, "looks like an axonmyelin mask"),
+        ({"myelin": "axonmyelin"}, "looks like an axonmyelin mask"),
+        ({"axonmyelin": "binary01"}, "only the values [0, 1]"),
+        ({"axon": "odd"}, "values [0, 3, 7]"),
+        ({"myelin": "grey"}, "values [0, 50, 90]"),
+    ],
+)
+def test_masks_with_unexpected_values_are_named_not_misread(
+    tmp_path: Path, masks: dict, expected: str
+) -> None:
+    axon, myelin = rings()
+    variants = {
+        "axonmyelin": np.where(axon > 0, 255, np.where(myelin > 0, 127, 0)).astype(np.uint8),
+        "binary01": (axon > 0).astype(np.uint8),
+        "odd": np.where(axon > 0, 7, np.where(myelin > 0, 3, 0)).astype(np.uint8),
+        "grey": np.where(axon > 0, 50, np.where(myelin > 0, 90, 0)).astype(np.uint8),
+    }
+    given = {"axon": axon, "myelin": myelin}
+    given = {k: given[k] for k in ("axon", "myelin") if k in masks or "axonmyelin" not in masks}
+    given |= {k: variants[v] for k, v in masks.items()}
+    folder = ads_folder(tmp_path, np.zeros((64, 64), np.uint8), **given)
+    report = inspect(tmp_path, progress=False)
+    text = "\n".join(f"{p['path']}: {p['problem']} / {p['fix']}" for p in report["problems"])
+    assert expected in text, text
+    kind = next(iter(masks))
+    assert f"image_seg-{kind}.png" in text
+    record = formats.scan(folder).records[0]
+    with pytest.raises(DataError, match=expected.replace("[", r"\[").replace("]", r"\]")):
+        load_sample(record)
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [("outside", "touch no myelin"), ("everything", "covers 100% of the image")],
+)
+def test_implausible_masks_are_flagged_by_inspect(tmp_path: Path, case: str, expected: str):
+    axon, myelin = rings()
+    if case == "outside":
+        axon = np.roll(axon, 32, axis=1)  # axons moved away from their rings
+    else:
+        axon, myelin = np.full_like(axon, 255), np.zeros_like(myelin)
+    ads_folder(tmp_path, np.zeros((64, 64), np.uint8), axon=axon, myelin=myelin)
+    report = inspect(tmp_path, progress=False)
+    problems = [p["problem"] for p in report["problems"]]
+    assert any(expected in p for p in problems), problems
+
+
+def test_inspect_says_what_each_mask_was_read_as(tmp_path: Path) -> None:
+    axon, myelin = rings()
+    ads_folder(
+        tmp_path, np.zeros((64, 64), np.uint8), axon=(axon > 0).astype(np.uint8), myelin=myelin
+    )
+    report = inspect(tmp_path, progress=False)
+    assert report["problems"] == []
+    assert report["images"][0]["masks_read_as"] == {"axon": "0/1", "myelin": "0/255"}
+
+
+@pytest.mark.parametrize(
+    ("array", "expected"),
+    [
+        (np.zeros((5, 64, 64), np.uint8), "5 planes of 64x64"),
+        (np.zeros((64, 64, 2), np.uint16), "2 planes of 64x64"),
+        (np.full((64, 64), np.nan, np.float32), "NaN or infinite"),
+    ],
+)
+def test_stacks_and_nan_tiffs_are_refused_by_inspect_and_reader(
+    tmp_path: Path, array: np.ndarray, expected: str
+) -> None:
+    import tifffile
+
+    folder = tmp_path / "ads"
+    folder.mkdir()
+    tifffile.imwrite(folder / "image.tif", array)
+    (folder / "pixel_size_in_micrometer.txt").write_text("0.1")
+    report = inspect(tmp_path, progress=False)
+    assert [p["path"] for p in report["problems"]] == [str(folder / "image.tif")]
+    assert expected in report["problems"][0]["problem"]
+    with pytest.raises(DataError, match=expected):
+        images.read_image(folder / "image.tif")
+
+
+@pytest.mark.parametrize("key", ["trainer.max_epochs", "seg.max_epochs"])
+@pytest.mark.parametrize("value", ["-5", "0"])
+def test_non_positive_epochs_are_config_errors(key: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=key):
+        compose_cfg("+experiment=demo", f"{key}={value}")
+
+
+@pytest.mark.parametrize(
+    ("domain", "strategies", "expected"),
+    [("labeled", "[tutorship]", "domain L has no labelled image"),
+     ("unlabeled", "[direct,oracle]", "domain U has no labelled image")],
+)  # fmt: skip
+def test_missing_labels_stop_the_run_at_prepare(
+    tmp_path: Path, domain: str, strategies: str, expected: str
+) -> None:
+    from axondeepsynth.pipeline import prepare
+    from axondeepsynth.pipeline.context import Run
+
+    for i in range(3):
+        ads_folder(tmp_path / "plain" / f"im{i}", np.full((64, 64), 40 * i, np.uint8))
+    cfg = compose_cfg(
+        "+experiment=demo",
+        f"data.{domain}.root={tmp_path / 'plain'}",
+        f"data.{domain}.phantom=null",
+        f"seg.strategies={strategies}",
+        "seg.k=2",
+        tmp=tmp_path,
+    )
+    with pytest.raises(DataError, match=expected) as err:
+        prepare.run(Run(cfg, tmp_path / "run"))
+    assert err.value.path == tmp_path / "plain" and "inspect" in err.value.fix
+
+
+@pytest.mark.parametrize("factor", [1e-9, 1e6])
+def test_resampling_to_an_absurd_size_names_the_image(tmp_path: Path, factor: float) -> None:
+    from axondeepsynth.data.resample import resample
+
+    folder = ads_folder(tmp_path, np.zeros((256, 256), np.uint8))
+    sample = load_sample(formats.scan(folder).records[0])
+    with pytest.raises(DataError, match="would make this 256x256 px image") as err:
+        resample(sample, factor)
+    assert err.value.path == folder / "image.png"
+
+
+def test_two_images_with_one_name_stop_the_run_before_any_work(tmp_path: Path) -> None:
+    write_json(tmp_path / "dataset_description.json", {"Name": "x"})
+    for folder in ("sub-rat1/micr", "sub-rat1/ses-1/micr"):
+        write_png(tmp_path / folder / "sub-rat1_sample-1_SEM.png", np.zeros((32, 32), np.uint8))
+        write_json(tmp_path / folder / "sub-rat1_sample-1_SEM.json", {"PixelSize": [0.1, 0.1]})
+    with pytest.raises(DataError, match="their outputs would overwrite each other") as err:
+        load_domain(DomainConfig(root=str(tmp_path)), None, "U")
+    assert "ses-1" in str(err.value) and "ses-" in err.value.fix
+
+
+class Payload:
+    def __reduce__(self):  # would create a file if unpickled with code execution
+        return (os.system, ("touch pwned",))
+
+
+def bad_checkpoints(folder: Path) -> dict[str, Path]:
+    """Files a user might pass as translator.ckpt_path by mistake, or an attacker on purpose."""
+    import pickle
+
+    import torch
+
+    from axondeepsynth.modules.segmenter import Segmenter
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, folder / "good-looking.ckpt")
+    data = (folder / "good-looking.ckpt").read_bytes()
+    files = {
+        "empty": b"",
+        "random": np.random.default_rng(0).bytes(4096),
+        "truncated": data[: len(data) // 2],
+        "code": pickle.dumps(Payload()),
+    }
+    paths = {name: folder / f"{name}.ckpt" for name in files}
+    for name, content in files.items():
+        paths[name].write_bytes(content)
+    seg = pl.Trainer(logger=False, max_epochs=0, enable_checkpointing=False)
+    seg.strategy.connect(Segmenter({"unet": {"base_channels": 4, "depth": 2}}))
+    paths["segmenter"] = folder / "segmenter.ckpt"
+    seg.save_checkpoint(paths["segmenter"])
+    return paths
+
+
+def test_bad_translator_checkpoints_are_named_before_any_stage(tmp_path: Path) -> None:
+    from axondeepsynth.pipeline.translate import load_translator
+
+    for name, path in bad_checkpoints(tmp_path / "ckpts").items():
+        with pytest.raises(ConfigError, match="translator.ckpt_path") as err:
+            load_translator(path)
+        assert str(path) in str(err.value), name
+    assert not (Path.cwd() / "pwned").exists() and not (tmp_path / "pwned").exists()
+
+    run_dir = tmp_path / "run"
+    ran = subprocess.run(
+        [
+            sys.executable, "-m", "axondeepsynth.run", "+experiment=demo", "logger=none",
+            "stages=[prepare,translate,train_segmenter]", f"paths.root_dir={tmp_path}",
+            f"translator.ckpt_path={tmp_path / 'ckpts' / 'truncated.ckpt'}",
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    out = ran.stdout + ran.stderr
+    assert ran.returncode == 2 and "Traceback" not in out, out[-3000:]
+    assert "config 'translator.ckpt_path'" in out and "truncated.ckpt" in out
+    assert not (run_dir / "translator").exists()  # nothing claimed: a good checkpoint is welcome
+    assert not (run_dir / "data_summary.json").exists()  # checked before the first stage

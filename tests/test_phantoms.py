@@ -1,7 +1,6 @@
 """Synthetic nerve phantoms: geometry, looks and the BIDS export."""
 
 import json
-import time
 from pathlib import Path
 
 import cv2
@@ -115,19 +114,11 @@ def test_looks_have_distinct_contrast(geometries):
         assert residual["SEM"] > residual["TEM"] > residual["BF"]
 
 
-def test_render_nerve_shares_geometry_across_looks_and_is_fast():
+def test_render_nerve_shares_geometry_across_looks():
     phantom = render_nerve(256, 5)
     assert set(phantom.images) == set(LOOKS)
     np.testing.assert_array_equal(phantom.geometry.labels, sample_geometry(256, 5).labels)
     np.testing.assert_array_equal(phantom.images["SEM"], render(phantom.geometry.labels, "SEM", 5))
-    best = min(_timed(lambda: render_nerve(256, 6, looks=("TEM",))) for _ in range(3))
-    assert best < 0.2
-
-
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def test_bids_dataset_layout(tmp_path):

@@ -225,3 +225,13 @@ def test_wrong_schema_names_file(tmp_path: Path) -> None:
 def test_imports_no_torch() -> None:
     code = "import sys, axondeepsynth.report; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_report_into_a_read_only_folder_is_one_line(sweep: Path, capsys, monkeypatch) -> None:
+    def read_only(rows, out, records=None):
+        raise PermissionError(13, "Permission denied", str(out / "table.md"))
+
+    monkeypatch.setattr(report, "write_report", read_only)  # root ignores chmod: simulate it
+    assert report.main([str(sweep), "--out", "/ro/report"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "/ro/report/table.md" in err and "--out" in err

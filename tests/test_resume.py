@@ -1,10 +1,14 @@
-"""Stop a training stage in the middle of an epoch (kill -9, or SIGTERM as SLURM pre-emption
-sends), re-run the same command with ckpt_path=last in the same run directory: training ends with
-exactly the weights of a run that was never interrupted."""
+"""Stop a training stage in the middle of a batch, between its backward pass and its optimizer
+step (kill -9, SIGTERM as SLURM pre-emption sends, or Ctrl-C), re-run the same command with
+ckpt_path=last in the same run directory: training ends with exactly the weights of a run that
+was never interrupted."""
 
 from __future__ import annotations
 
+import errno
 import os
+import random
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,13 +19,18 @@ from conftest import REPO
 
 STOPPER = """
 import os, signal, pytorch_lightning as pl
-class StopMidEpoch(pl.Callback):
-    def __init__(self, sig):
-        self.sig = getattr(signal, sig)
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        if trainer.current_epoch == 1 and batch_idx == 1:
+class StopMidStep(pl.Callback):
+    def __init__(self, sig, batch):
+        self.sig, self.batch, self.armed = getattr(signal, sig), batch, False
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self.armed = trainer.current_epoch == 1 and batch_idx == self.batch
+    def on_before_optimizer_step(self, trainer, module, optimizer):
+        if self.armed:  # the translator's D step: its G step is still to come
+            self.armed = False
             os.kill(os.getpid(), self.sig)
 """
+EXIT_CODES = {"SIGKILL": -9, "SIGTERM": 143, "SIGINT": 130}
+MESSAGES = {"SIGTERM": "stopped by SIGTERM", "SIGINT": "stopped by Ctrl-C"}
 COMMON = [
     sys.executable,
     "-m",
@@ -67,6 +76,8 @@ def run(tmp: Path, run_dir: Path, stage: str, *extra: str) -> subprocess.Complet
         text=True,
         timeout=300,
         env=os.environ | {"PYTHONPATH": str(tmp)},
+        # as from a terminal: a child of a non-interactive shell may inherit an ignored SIGINT
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
@@ -75,38 +86,84 @@ def checkpoint(run_dir: Path, stage: str, name: str = "last") -> dict:
     return torch.load(path, weights_only=True)
 
 
-def stop_mid_epoch(tmp: Path, run_dir: Path, stage: str, sig: str) -> subprocess.CompletedProcess:
+def stop_mid_epoch(
+    tmp: Path, run_dir: Path, stage: str, sig: str, batch: int
+) -> subprocess.CompletedProcess:
     (tmp / "stopper.py").write_text(STOPPER)
     return run(
         tmp,
         run_dir,
         stage,
-        "+callbacks.stop._target_=stopper.StopMidEpoch",
+        "+callbacks.stop._target_=stopper.StopMidStep",
         f"+callbacks.stop.sig={sig}",
+        f"+callbacks.stop.batch={batch}",
     )
 
 
-@pytest.mark.parametrize("stage", ["translator", "segmenter"])
-@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM"])
-def test_stop_mid_epoch_then_resume_matches_uninterrupted(
-    tmp_path: Path, stage: str, sig: str
-) -> None:
-    straight = run(tmp_path, tmp_path / "straight", stage)
-    assert straight.returncode == 0, straight.stderr[-2000:]
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """The last checkpoint of each stage trained without interruption."""
+    tmp = tmp_path_factory.mktemp("straight")
+    found = {}
+    for stage in STAGES:
+        done = run(tmp, tmp / stage, stage)
+        assert done.returncode == 0, done.stderr[-2000:]
+        found[stage] = checkpoint(tmp / stage, stage)
+    return found
 
-    stopped = stop_mid_epoch(tmp_path, tmp_path / "stopped", stage, sig)
-    assert stopped.returncode == (-9 if sig == "SIGKILL" else 143), stopped.stderr[-2000:]
+
+@pytest.mark.parametrize("stage", ["translator", "segmenter"])
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM", "SIGINT"])
+def test_stop_mid_step_then_resume_matches_uninterrupted(
+    tmp_path: Path, straight: dict, stage: str, sig: str
+) -> None:
+    batch = random.Random(f"{stage}/{sig}").randrange(4)  # of epoch 1's 4, seeded per case
+    stopped = stop_mid_epoch(tmp_path, tmp_path / "stopped", stage, sig, batch)
+    assert stopped.returncode == EXIT_CODES[sig], stopped.stderr[-2000:]
     assert not (tmp_path / "stopped" / STAGES[stage][1] / "done.json").exists()
-    if sig == "SIGTERM":  # saved where it stopped: epoch 0 (4 batches) + 2 batches of epoch 1
-        assert "stopped by SIGTERM" in stopped.stderr + stopped.stdout
+    if sig in MESSAGES:  # the batch finished, then saved: epoch 0 (4 batches) + batch + 1
+        output = stopped.stderr + stopped.stdout
+        assert MESSAGES[sig] in output and "ckpt_path=last" in output
         mid = checkpoint(tmp_path / "stopped", stage, "interrupted")
-        assert mid["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["completed"] == 2
-        assert mid["epoch"] == 1
+        progress = mid["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]
+        assert progress["completed"] == batch + 1
+        assert mid["epoch"] == (1 if batch < 3 else 2)  # after an epoch's last batch: the next
 
     resumed = run(tmp_path, tmp_path / "stopped", stage, "ckpt_path=last")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    a, b = checkpoint(tmp_path / "straight", stage), checkpoint(tmp_path / "stopped", stage)
+    a, b = straight[stage], checkpoint(tmp_path / "stopped", stage)
     assert a["global_step"] == b["global_step"] > 0
     assert a["state_dict"].keys() == b["state_dict"].keys()
     differ = [k for k in a["state_dict"] if not torch.equal(a["state_dict"][k], b["state_dict"][k])]
     assert differ == []
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint_whole(tmp_path: Path, monkeypatch) -> None:
+    from axondeepsynth.errors import DataError
+    from axondeepsynth.pipeline.trainer import AtomicCheckpointIO
+
+    path = tmp_path / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"w": torch.zeros(3)}, path)
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)  # the new bytes are written, then the disk fills
+    with pytest.raises(DataError, match="the disk is full") as err:
+        AtomicCheckpointIO().save_checkpoint({"w": torch.ones(3)}, path)
+    assert err.value.path == path and "ckpt_path=last" in err.value.fix
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+    assert torch.load(path, weights_only=True)["w"].sum() == 0
+
+
+def test_resume_skips_a_truncated_checkpoint_and_names_it(tmp_path: Path, caplog) -> None:
+    from axondeepsynth.pipeline.trainer import resume_from
+
+    torch.save({"w": torch.zeros(3)}, tmp_path / "last.ckpt")
+    data = (tmp_path / "last.ckpt").read_bytes()
+    (tmp_path / "interrupted.ckpt").write_bytes(data[: len(data) // 2])  # newer, but torn
+    assert resume_from(tmp_path) == str(tmp_path / "last.ckpt")
+    assert "interrupted.ckpt: unreadable checkpoint skipped" in caplog.text
+    (tmp_path / "last.ckpt").write_bytes(b"")
+    assert resume_from(tmp_path) is None
+    assert resume_from(tmp_path / "absent") is None

@@ -88,6 +88,15 @@ def _load_dataset(
             + (f" with modality {cfg.modality}" if cfg.modality else ""),
             f"check the root path and modality; run `python -m axondeepsynth.inspect {cfg.root}`",
         )
+    duplicates = formats.duplicate_names(index)
+    if duplicates:
+        first, paths = next(iter(duplicates.items()))
+        raise DataError(
+            paths[1],
+            f"{len(duplicates)} sample name(s) taken by several images, e.g. '{first}' by "
+            f"{', '.join(map(str, paths))}: their outputs would overwrite each other",
+            formats.DUPLICATE_FIX,
+        )
     samples = []
     for record in tqdm(index.records, desc=f"reading {name} {tag}", unit="img", leave=False):
         sample = replace(load_sample(record, cfg.pixel_size), dataset=tag)

@@ -6,6 +6,7 @@ Images become float32 gray arrays in [0, 1]; masks stay raw uint8 so that label 
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from dataclasses import dataclass
@@ -65,18 +66,39 @@ def _to_gray(array: np.ndarray, path: Path, bgr: bool) -> np.ndarray:
         return rgb @ weights
     if array.ndim == 3 and array.shape[0] in (3, 4) and not bgr:  # planar TIFF
         return _to_gray(np.moveaxis(array, 0, -1), path, bgr)
+    if array.ndim == 3:  # a stack of pages, or channels other than gray/RGB(A)
+        n, (h, w) = (
+            (array.shape[-1], array.shape[:2])
+            if array.shape[-1] < 5
+            else (array.shape[0], array.shape[1:])
+        )
+        what = f"{n} planes of {w}x{h} px (a stack, or {n} channels)"
+    else:
+        what = f"unsupported image shape {array.shape}"
     raise DataError(
         path,
-        f"unsupported image shape {array.shape}",
-        "give one 2-D grayscale or RGB(A) plane per file",
+        what,
+        "save one 2-D grayscale or RGB(A) image per file (e.g. split the stack in Fiji)",
     )
 
 
+def _load(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The decoded array and its checked gray plane (2-D, finite)."""
+    raw = _decode(path)
+    gray = _to_gray(raw, path, bgr=path.suffix.lower() not in _TIFF)
+    if gray.ndim != 2 or min(gray.shape) < 1:
+        raise DataError(path, f"unsupported image shape {raw.shape}", "give a 2-D image")
+    if raw.dtype.kind == "f" and not np.isfinite(gray).all():
+        raise DataError(path, "image has NaN or infinite pixels", "replace them before use")
+    return raw, gray
+
+
 def info(path: Path) -> ImageInfo:
-    """Size, dtype and channel count of an image file (decodes it)."""
-    array = _decode(Path(path))
-    channels = 1 if array.ndim == 2 else min(array.shape[-1], array.shape[0])
-    return ImageInfo(array.shape[0], array.shape[1], str(array.dtype), channels)
+    """Size, dtype and channel count of an image file (decodes and checks it as read_image
+    does, so that what `inspect` passes, a run can read)."""
+    raw, gray = _load(Path(path))
+    channels = 1 if raw.ndim == 2 else min(raw.shape[-1], raw.shape[0])
+    return ImageInfo(gray.shape[0], gray.shape[1], str(raw.dtype), channels)
 
 
 def read_image(path: Path | str) -> np.ndarray:
@@ -85,16 +107,10 @@ def read_image(path: Path | str) -> np.ndarray:
     8-bit images are divided by 255; deeper or float images are stretched between their 0.5 and
     99.5 percentiles, since 12/16-bit microscopes rarely fill their range.
     """
-    path = Path(path)
-    raw = _decode(path)
-    gray = _to_gray(raw, path, bgr=path.suffix.lower() not in _TIFF)
-    if gray.ndim != 2 or min(gray.shape) < 1:
-        raise DataError(path, f"unsupported image shape {raw.shape}", "give a 2-D image")
+    raw, gray = _load(Path(path))
     if raw.dtype == np.uint8:
         return (gray / 255.0).astype(np.float32)
     gray = gray.astype(np.float32)
-    if not np.isfinite(gray).all():
-        raise DataError(path, "image has NaN or infinite pixels", "replace them before use")
     lo, hi = np.percentile(gray, [0.5, 99.5])
     if hi <= lo:
         lo, hi = float(gray.min()), float(gray.max())
@@ -113,16 +129,29 @@ def read_mask(path: Path | str) -> np.ndarray:
     return np.clip(np.rint(gray), 0, 255).astype(np.uint8)
 
 
-def write_bytes(path: Path | str, data: bytes) -> Path:
-    """Atomically write a file: a temporary sibling, renamed onto `path` once complete."""
+def write_bytes(path: Path | str, data: bytes, durable: bool = False) -> Path:
+    """Atomically write a file: a temporary sibling, renamed onto `path` once complete (and, if
+    `durable`, flushed to disk first, so a crash leaves the old file or the new one, never a
+    torn one). A full disk is a DataError naming the file; the old file stays as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes owner-only files
         os.replace(tmp, path)
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise DataError(
+            path,
+            f"the disk is full ({len(data) / 2**20:.1f} MB to write); nothing was replaced",
+            "free space (or move the run with hydra.run.dir=...), then re-run with ckpt_path=last",
+        ) from None
     finally:
         Path(tmp).unlink(missing_ok=True)
     return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,23 @@ class Problem:
         return f"{self.path}: {self.problem}" + (f" (fix: {self.fix})" if self.fix else "")
 
 
+PLAUSIBLE_PIXEL_SIZE_UM = (1e-4, 100.0)  # 0.1 nm (high-magnification TEM) to 100 µm per pixel
+
+
+def pixel_size_problem(value: object, path: Path, fix: str) -> Problem | None:
+    """Why `value` (as read from `path`) is not a usable pixel size in µm, or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return Problem(path, f"pixel size {value!r} is not a number", fix)
+    lo, hi = PLAUSIBLE_PIXEL_SIZE_UM
+    if not math.isfinite(value) or value <= 0:
+        return Problem(path, f"pixel size {value} is not a finite number > 0", fix)
+    if not lo <= value <= hi:
+        return Problem(
+            path, f"pixel size {value} µm is outside the plausible {lo:g}-{hi:g} µm", fix
+        )
+    return None
+
+
 @dataclass
 class DatasetIndex:
     """All images of one dataset root and the problems met while indexing it."""
@@ -73,18 +91,21 @@ class Sample:
         return f"{self.dataset}/{self.subject}" if self.dataset else self.subject
 
 
-def _binary(path: Path) -> np.ndarray:
-    """A binary mask as 0/255, whether it was saved as 0/255 or 0/1."""
-    mask = images.read_mask(path)
-    return mask * 255 if mask.max() == 1 else mask
+def _read(path: Path, decode, *args) -> tuple[np.ndarray, str]:
+    try:
+        return decode(images.read_mask(path), *args)
+    except lbl.MaskError as err:
+        raise DataError(path, err.problem, err.fix) from None
 
 
-def read_labels(record: ImageRecord) -> np.ndarray | None:
-    """Decode a record's masks into one label map (0 background, 1 myelin, 2 axon)."""
+def decode_labels(record: ImageRecord) -> tuple[np.ndarray | None, dict[str, str]]:
+    """A record's masks as one label map (0 background, 1 myelin, 2 axon), and how each mask
+    file was read (e.g. {"axonmyelin": "0/127/255"}); DataError names a mask that fits no
+    convention."""
     paths = record.labels
     if "axonmyelin" in paths:
-        mask = images.read_mask(paths["axonmyelin"])
-        return mask if mask.max() <= 2 else lbl.from_axonmyelin(mask)  # 0/1/2 saved as is
+        labels, how = _read(paths["axonmyelin"], lbl.read_axonmyelin)
+        return labels, {"axonmyelin": how}
     if "index" in paths:
         raw = images.read_mask(paths["index"])
         unknown = set(np.unique(raw).tolist()) - set(record.index_labels)
@@ -97,17 +118,24 @@ def read_labels(record: ImageRecord) -> np.ndarray | None:
         lut = np.zeros(256, np.uint8)
         for value, cls in record.index_labels.items():
             lut[value] = cls
-        return lut[raw]
-    if "axon" in paths or "myelin" in paths:
-        axon, myelin = (_binary(paths[k]) if k in paths else None for k in ("axon", "myelin"))
-        if axon is not None and myelin is not None and axon.shape != myelin.shape:
-            raise DataError(
-                paths["myelin"],
-                f"mask is {myelin.shape}, axon mask {axon.shape}",
-                "re-export both masks from the same image",
-            )
-        return lbl.from_masks(axon, myelin)
-    return None
+        return lut[raw], {"index": "values of dataset.json labels"}
+    read = {k: _read(paths[k], lbl.read_binary, k) for k in ("axon", "myelin") if k in paths}
+    if not read:
+        return None, {}
+    masks = {k: mask for k, (mask, _) in read.items()}
+    if len({m.shape for m in masks.values()}) > 1:
+        raise DataError(
+            paths["myelin"],
+            f"mask is {masks['myelin'].shape}, axon mask {masks['axon'].shape}",
+            "re-export both masks from the same image",
+        )
+    labels = lbl.from_masks(masks.get("axon"), masks.get("myelin"))
+    return labels, {k: how for k, (_, how) in read.items()}
+
+
+def read_labels(record: ImageRecord) -> np.ndarray | None:
+    """A record's masks as one label map (0 background, 1 myelin, 2 axon)."""
+    return decode_labels(record)[0]
 
 
 def check_mask_shape(record: ImageRecord, labels: np.ndarray | None, shape: tuple) -> None:

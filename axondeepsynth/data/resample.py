@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from axondeepsynth.data.records import Sample
+from axondeepsynth.errors import DataError
 
 
 def scale_factor(pixel_size: float, target_pixel_size: float | None, scale: float | None) -> float:
@@ -26,6 +27,13 @@ def resample(sample: Sample, factor: float, method: str = "area") -> Sample:
         return sample
     h, w = sample.image.shape
     size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    if min(size) < 16 or max(size) > 100_000:
+        raise DataError(
+            sample.source,
+            f"resampling by {factor:.3g} (pixel size {sample.pixel_size:g} µm) would make this "
+            f"{w}x{h} px image {size[0]}x{size[1]} px",
+            "check its pixel size and the domain's scale / data.target_pixel_size (all in µm)",
+        )
     interp = cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC
     if method == "nearest":
         interp = cv2.INTER_NEAREST

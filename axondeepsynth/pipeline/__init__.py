@@ -56,6 +56,10 @@ def run_stages(cfg: Config) -> float | None:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     run = Run(cfg, Path(cfg.paths.output_dir))
     check_output_dir(run.out, cfg.paths.min_free_gb)
+    if cfg.translator.ckpt_path:  # refused before any stage claims a directory for it
+        from axondeepsynth.pipeline.translate import load_translator
+
+        load_translator(cfg.translator.ckpt_path)
     with logger_files_in(run.out):
         for stage in cfg.stages:
             if stage in RANK_ZERO_ONLY and is_launcher_child():

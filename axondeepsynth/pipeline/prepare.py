@@ -12,6 +12,7 @@ import numpy as np
 from axondeepsynth.data import images
 from axondeepsynth.data.labels import to_axonmyelin
 from axondeepsynth.data.records import Sample
+from axondeepsynth.errors import DataError
 from axondeepsynth.pipeline.context import Run
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,23 @@ def preview(samples: dict[str, list[Sample]], path: Path, size: int = 192) -> Pa
     return images.write_png(path, montage)
 
 
+def check_labels(run: Run, summary: dict) -> None:
+    """Stop before any training when a configured strategy needs labels a domain lacks."""
+    if "train_segmenter" not in run.cfg.stages:
+        return
+    needs = {"L": set(run.cfg.seg.strategies) - {"oracle"}, "U": {"oracle"}}
+    for name, info in summary.items():
+        wanted = sorted(needs[name] & set(run.cfg.seg.strategies))
+        if wanted and info["n_labelled"] == 0:
+            roots = " ".join(str(d.root) for d in run.domain_config(name).datasets())
+            raise DataError(
+                roots,
+                f"domain {name} has no labelled image, but {', '.join(wanted)} train on its labels",
+                f"add masks (`python -m axondeepsynth.inspect {roots}` shows what was found) or "
+                "drop these from seg.strategies",
+            )
+
+
 def run(run: Run) -> dict:
     """Load L (and U when configured) and write `data_summary.json` + `data_preview.png`."""
     u = run.cfg.data.unlabeled
@@ -62,6 +80,7 @@ def run(run: Run) -> dict:
         name: {"config": asdict(run.domain_config(name)), **_describe(samples)}
         for name, samples in domains.items()
     }
+    check_labels(run, summary)
     images.write_text(run.out / "data_summary.json", json.dumps(summary, indent=2))
     preview(domains, run.out / "data_preview.png")
     for name, info in summary.items():

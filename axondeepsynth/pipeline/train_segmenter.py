@@ -19,7 +19,7 @@ from axondeepsynth.errors import ConfigError
 from axondeepsynth.modules.segmenter import Segmenter
 from axondeepsynth.pipeline.artifacts import config_hash, once
 from axondeepsynth.pipeline.context import STRATEGY_TRAIN_SET, Run
-from axondeepsynth.pipeline.trainer import build_trainer
+from axondeepsynth.pipeline.trainer import build_trainer, resume_from
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +96,8 @@ def _train(run: Run, samples: list[Sample], fold: int, root: Path) -> dict:
     )
     module = Segmenter(seg.net)
     trainer = build_trainer(cfg, root, "val/dice_mean", "max", max_epochs=seg.max_epochs)
-    # ckpt_path=last resumes the fold from its newest checkpoint (last.ckpt or interrupted.ckpt)
-    resume = "last" if cfg.ckpt_path == "last" else None
+    # ckpt_path=last resumes the fold from its newest readable last.ckpt or interrupted.ckpt
+    resume = resume_from(root / "checkpoints") if cfg.ckpt_path == "last" else None
     trainer.fit(module, dm, ckpt_path=resume, weights_only=True)
     last = str(root / "checkpoints" / "last.ckpt")
     best = trainer.checkpoint_callback.best_model_path or last

@@ -15,7 +15,7 @@ from axondeepsynth.data.datamodules import TranslationDataModule
 from axondeepsynth.modules.translator import SynDiff
 from axondeepsynth.pipeline.artifacts import config_hash, once
 from axondeepsynth.pipeline.context import Run
-from axondeepsynth.pipeline.trainer import build_trainer
+from axondeepsynth.pipeline.trainer import build_trainer, resume_from
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +34,10 @@ def _train(run: Run, root: Path) -> dict:
     cfg = run.cfg
     dm = TranslationDataModule(cfg.data, cfg.seed, run.domain("L"), run.domain("U"))
     module = SynDiff(cfg.model, paired_val=cfg.data.paired, seed=cfg.seed)
-    nothing_to_resume = not any((root / "checkpoints").glob("*.ckpt"))
-    fresh = cfg.ckpt_path is None or (cfg.ckpt_path == "last" and nothing_to_resume)
-    untrained = _validate(cfg, root, module, dm) if fresh else {}
+    resume = resume_from(root / "checkpoints") if cfg.ckpt_path == "last" else cfg.ckpt_path
+    untrained = _validate(cfg, root, module, dm) if resume is None else {}
     trainer = build_trainer(cfg, root, cfg.model.monitor, cfg.model.monitor_mode)
-    trainer.fit(module, dm, ckpt_path=cfg.ckpt_path, weights_only=True)
+    trainer.fit(module, dm, ckpt_path=resume, weights_only=True)
     final = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     best = trainer.checkpoint_callback.best_model_path
     last = root / "checkpoints" / "last.ckpt"  # spawned ranks do not report it back

@@ -37,7 +37,15 @@ def load_translator(
             f"checkpoint {path} not found",
             "point it at a translator/checkpoints/*.ckpt of an earlier run",
         )
-    module = SynDiff.load_from_checkpoint(path, map_location=device, weights_only=True)
+    try:
+        module = SynDiff.load_from_checkpoint(path, map_location=device, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - truncated, foreign, pickled code: all refused alike
+        reason = f"{type(err).__name__}: {err}".splitlines()[0][:160]
+        raise ConfigError(
+            "translator.ckpt_path",
+            f"{path} is not a readable translator checkpoint ({reason})",
+            "point it at translator/checkpoints/last.ckpt (or best-*.ckpt) of an earlier run",
+        ) from None
     return compile_generators(module.eval()) if compile else module.eval()
 
 

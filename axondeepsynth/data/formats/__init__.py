@@ -21,6 +21,20 @@ def detect_layout(root: Path) -> str:
     return "axondeepseg"
 
 
+DUPLICATE_FIX = (
+    "give each image a unique file name (outputs are named after it; in BIDS add the session "
+    "entity, e.g. sub-rat1_ses-1_sample-1_SEM.png)"
+)
+
+
+def duplicate_names(index: DatasetIndex) -> dict[str, list[Path]]:
+    """Sample names that more than one image file of a dataset would take."""
+    paths: dict[str, list[Path]] = {}
+    for record in index.records:
+        paths.setdefault(record.name, []).append(record.image)
+    return {name: found for name, found in sorted(paths.items()) if len(found) > 1}
+
+
 def scan(root: Path | str, modality: str | None = None) -> DatasetIndex:
     """Index every image under `root`, whatever its layout; problems are collected, not raised."""
     root = Path(root).expanduser()
@@ -33,12 +47,12 @@ def scan(root: Path | str, modality: str | None = None) -> DatasetIndex:
     layout = detect_layout(root)
     reader = {"bids": bids.scan, "axondeepseg": axondeepseg.scan, "nnunet": nnunet.scan}[layout]
     index = reader(root, modality)
-    names = [r.name for r in index.records]
-    for name in sorted({n for n in names if names.count(n) > 1}):
-        paths = ", ".join(str(r.image) for r in index.records if r.name == name)
+    for name, paths in duplicate_names(index).items():
         index.problems.append(
             Problem(
-                root, f"duplicate sample name '{name}' ({paths})", "give each sample a unique name"
+                root,
+                f"duplicate sample name '{name}' ({', '.join(map(str, paths))})",
+                DUPLICATE_FIX,
             )
         )
     return index

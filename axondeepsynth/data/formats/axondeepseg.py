@@ -12,7 +12,13 @@ from pathlib import Path
 from axondeepsynth.data import images
 from axondeepsynth.data.images import IMAGE_SUFFIXES
 from axondeepsynth.data.labels import to_masks
-from axondeepsynth.data.records import DatasetIndex, ImageRecord, Problem, Sample
+from axondeepsynth.data.records import (
+    DatasetIndex,
+    ImageRecord,
+    Problem,
+    Sample,
+    pixel_size_problem,
+)
 
 PIXEL_SIZE_FILE = "pixel_size_in_micrometer.txt"
 _KINDS = ("axonmyelin", "axon", "myelin")
@@ -26,16 +32,15 @@ def _pixel_size(folder: Path) -> tuple[float | None, Problem | None]:
             f"no {PIXEL_SIZE_FILE}",
             f"write the pixel size in µm into {path} or pass `pixel_size=`",
         )
+    fix = f"write one pixel size in µm into {path.name}, e.g. 0.1"
+    text = path.read_text(errors="replace")
     try:
-        value = float(path.read_text().split()[0])
+        value = float(text.split()[0])
     except (ValueError, IndexError):
-        return None, Problem(
-            path,
-            f"cannot read a number from '{path.read_text()[:40]}'",
-            "write a single pixel size in µm, e.g. 0.1",
-        )
-    if value <= 0:
-        return None, Problem(path, f"pixel size {value} is not positive", "write it in µm")
+        return None, Problem(path, f"cannot read a number from '{text[:40]}'", fix)
+    problem = pixel_size_problem(value, path, fix)
+    if problem is not None:
+        return None, problem
     return value, None
 
 

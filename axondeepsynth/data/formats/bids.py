@@ -11,12 +11,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from axondeepsynth.data import images
 from axondeepsynth.data.images import IMAGE_SUFFIXES
 from axondeepsynth.data.labels import to_masks
-from axondeepsynth.data.records import DatasetIndex, ImageRecord, Problem, Sample
+from axondeepsynth.data.records import (
+    DatasetIndex,
+    ImageRecord,
+    Problem,
+    Sample,
+    pixel_size_problem,
+)
 
 MODALITIES = (
     "TEM",
@@ -68,12 +75,20 @@ def _pixel_size(root: Path, image: Path) -> tuple[float | None, str, Problem | N
     merged, source = {}, None
     for sidecar in chain:
         try:
-            fields = json.loads(sidecar.read_text())
-        except (OSError, json.JSONDecodeError) as err:
+            fields = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError
+            fields = err
+        if not isinstance(fields, dict):
+            why = fields if isinstance(fields, Exception) else "not a JSON object"
             return (
                 None,
                 str(sidecar),
-                Problem(sidecar, f"unreadable JSON sidecar ({err})", "fix the JSON syntax"),
+                Problem(
+                    sidecar,
+                    f"unreadable JSON sidecar ({why})",
+                    'write it as UTF-8 JSON, e.g. {"PixelSize": [0.1, 0.1], '
+                    '"PixelSizeUnits": "um"}',
+                ),
             )
         merged.update(fields)
         if "PixelSize" in fields:
@@ -94,17 +109,20 @@ def _pixel_size(root: Path, image: Path) -> tuple[float | None, str, Problem | N
     size = merged["PixelSize"]
     size = size if isinstance(size, list) else [size, size]
     scale = _UNITS_TO_UM.get(merged.get("PixelSizeUnits", "um"))
+    fix = 'use "PixelSize": [x, y] with "PixelSizeUnits": "um"'
     if scale is None or len(size) < 2:
         return (
             None,
             str(source),
-            Problem(
-                source,
-                f"cannot read PixelSize {size} {merged.get('PixelSizeUnits')}",
-                'use "PixelSize": [x, y] with "PixelSizeUnits": "um"',
-            ),
+            Problem(source, f"cannot read PixelSize {size} {merged.get('PixelSizeUnits')}", fix),
         )
-    x, y = (float(v) * scale for v in size[:2])
+    for value in size[:2]:
+        problem = pixel_size_problem(value, source, fix)
+        if problem is None:
+            problem = pixel_size_problem(value * scale, source, fix)
+        if problem is not None:
+            return None, str(source), replace(problem, problem=f"PixelSize: {problem.problem}")
+    x, y = (v * scale for v in size[:2])
     if abs(x - y) > 1e-6 * max(x, y):
         return (
             None,

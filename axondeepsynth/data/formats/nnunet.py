@@ -9,13 +9,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from axondeepsynth.data import images
 from axondeepsynth.data.labels import AXON, CLASS_NAMES, MYELIN
-from axondeepsynth.data.records import DatasetIndex, ImageRecord, Problem, Sample
+from axondeepsynth.data.records import (
+    DatasetIndex,
+    ImageRecord,
+    Problem,
+    Sample,
+    pixel_size_problem,
+)
 
 LABELS = {"background": 0, "myelin": MYELIN, "axon": AXON}
+_FIX = (
+    'write dataset.json as {"labels": {"background": 0, "myelin": 1, "axon": 2}, '
+    '"file_ending": ".png", "pixel_size_um": {"<case>": <µm>}} or pass `pixel_size=`'
+)
 
 
 def scan(root: Path, modality: str | None = None) -> DatasetIndex:
@@ -29,7 +40,23 @@ def scan(root: Path, modality: str | None = None) -> DatasetIndex:
             Problem(meta_path, f"unreadable dataset.json ({err})", "fix its JSON syntax")
         )
         return index
-    names = {v: k for k, v in meta.get("labels", {}).items()}
+    if not isinstance(meta, dict):
+        index.problems.append(Problem(meta_path, "dataset.json is not a JSON object", _FIX))
+        return index
+    labels = meta.get("labels", {})
+    if not isinstance(labels, dict) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in labels.values()
+    ):
+        index.problems.append(
+            Problem(
+                meta_path,
+                f"labels {labels!r} are not one integer value per class (region labels are "
+                "not supported)",
+                _FIX,
+            )
+        )
+        return index
+    names = {v: k for k, v in labels.items()}
     unknown = [n for n in names.values() if n not in LABELS]
     if unknown:
         index.problems.append(
@@ -41,10 +68,32 @@ def scan(root: Path, modality: str | None = None) -> DatasetIndex:
         )
     value_to_class = {v: LABELS[n] for v, n in names.items() if n in LABELS}
     sizes, subjects = meta.get("pixel_size_um", {}), meta.get("subjects", {})
+    for key, value in (("pixel_size_um", sizes), ("subjects", subjects)):
+        if not isinstance(value, dict):
+            index.problems.append(
+                Problem(meta_path, f"{key} is not a mapping of case to value", _FIX)
+            )
+            return index
+    ending = meta.get("file_ending", ".png")
+    if (root / "labelsTr").is_dir() and not any((root / "labelsTr").glob(f"*{ending}")):
+        index.problems.append(
+            Problem(
+                root / "labelsTr",
+                f"no label file ends with file_ending '{ending}' of dataset.json",
+                "set file_ending to the label files' extension",
+            )
+        )
     for folder in ("imagesTr", "imagesTs"):
         for image in sorted((root / folder).glob("*_0000.*")):
             case = image.name.split(".")[0][: -len("_0000")]
-            label = root / "labelsTr" / f"{case}{meta.get('file_ending', '.png')}"
+            label = root / "labelsTr" / f"{case}{ending}"
+            size = sizes.get(case)
+            problem = None if size is None else pixel_size_problem(size, meta_path, _FIX)
+            if problem is not None:
+                index.problems.append(replace(problem, problem=f"{case}: {problem.problem}"))
+                size = None
+            elif size is None:
+                index.problems.append(Problem(meta_path, f"no pixel_size_um for case {case}", _FIX))
             index.records.append(
                 ImageRecord(
                     image=image,
@@ -52,7 +101,7 @@ def scan(root: Path, modality: str | None = None) -> DatasetIndex:
                     subject=subjects.get(case, case),
                     layout="nnunet",
                     modality=modality,
-                    pixel_size=sizes.get(case),
+                    pixel_size=size,
                     pixel_size_from=f"{meta_path} pixel_size_um.{case}",
                     labels={"index": label} if label.is_file() else {},
                     index_labels=value_to_class,
