@@ -127,7 +127,9 @@ def test_stop_mid_step_then_resume_matches_uninterrupted(
         mid = checkpoint(tmp_path / "stopped", stage, "interrupted")
         progress = mid["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]
         assert progress["completed"] == batch + 1
-        assert mid["epoch"] == (1 if batch < 3 else 2)  # after an epoch's last batch: the next
+        # after an epoch's last batch Lightning may already count the next epoch (the translator,
+        # under manual optimisation, does; the segmenter does not): either resumes exactly
+        assert mid["epoch"] == 1 or (batch == 3 and mid["epoch"] == 2)
 
     resumed = run(tmp_path, tmp_path / "stopped", stage, "ckpt_path=last")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
