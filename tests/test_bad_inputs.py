@@ -478,3 +478,9 @@ def test_bad_translator_checkpoints_are_named_before_any_stage(tmp_path: Path) -
     assert "config 'translator.ckpt_path'" in out and "truncated.ckpt" in out
     assert not (run_dir / "translator").exists()  # nothing claimed: a good checkpoint is welcome
     assert not (run_dir / "data_summary.json").exists()  # checked before the first stage
+
+
+def test_pixel_size_in_nanometres_is_judged_in_micrometres(tmp_path: Path) -> None:
+    bids_with_sidecar(tmp_path, json.dumps({"PixelSize": [200, 200], "PixelSizeUnits": "nm"}))
+    index = formats.scan(tmp_path)
+    assert index.problems == [] and index.records[0].pixel_size == pytest.approx(0.2)

@@ -98,14 +98,14 @@ def implausible(labels: np.ndarray) -> list[str]:
 
 
 def from_masks(axon: np.ndarray | None, myelin: np.ndarray | None) -> np.ndarray:
-    """Separate axon and myelin masks (boolean, or 0/255) -> labels; axon wins where both are
-    set."""
+    """Separate axon and myelin masks, already read by `read_binary` (non-zero = set) -> labels;
+    axon wins where both are set."""
     shape = (axon if axon is not None else myelin).shape
     labels = np.zeros(shape, np.uint8)
     if myelin is not None:
-        labels[myelin > (127 if myelin.dtype != bool else 0)] = MYELIN
+        labels[myelin.astype(bool)] = MYELIN
     if axon is not None:
-        labels[axon > (127 if axon.dtype != bool else 0)] = AXON
+        labels[axon.astype(bool)] = AXON
     return labels
 
 

@@ -43,16 +43,17 @@ class Problem:
 PLAUSIBLE_PIXEL_SIZE_UM = (1e-4, 100.0)  # 0.1 nm (high-magnification TEM) to 100 µm per pixel
 
 
-def pixel_size_problem(value: object, path: Path, fix: str) -> Problem | None:
-    """Why `value` (as read from `path`) is not a usable pixel size in µm, or None."""
+def pixel_size_problem(value: object, path: Path, fix: str, to_um: float = 1.0) -> Problem | None:
+    """Why `value` (as read from `path`, in units of `to_um` µm) is not a usable pixel size, or
+    None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return Problem(path, f"pixel size {value!r} is not a number", fix)
-    lo, hi = PLAUSIBLE_PIXEL_SIZE_UM
     if not math.isfinite(value) or value <= 0:
         return Problem(path, f"pixel size {value} is not a finite number > 0", fix)
-    if not lo <= value <= hi:
+    lo, hi = PLAUSIBLE_PIXEL_SIZE_UM
+    if not lo <= value * to_um <= hi:
         return Problem(
-            path, f"pixel size {value} µm is outside the plausible {lo:g}-{hi:g} µm", fix
+            path, f"pixel size {value * to_um:g} µm is outside the plausible {lo:g}-{hi:g} µm", fix
         )
     return None
 

@@ -62,9 +62,10 @@ def check_labels(run: Run, summary: dict) -> None:
     for name, info in summary.items():
         wanted = sorted(needs[name] & set(run.cfg.seg.strategies))
         if wanted and info["n_labelled"] == 0:
-            roots = " ".join(str(d.root) for d in run.domain_config(name).datasets())
+            domain = run.domain_config(name)
+            roots = " ".join(str(d.root) for d in domain.datasets())  # inspect's arguments
             raise DataError(
-                roots,
+                domain.describe(),
                 f"domain {name} has no labelled image, but {', '.join(wanted)} train on its labels",
                 f"add masks (`python -m axondeepsynth.inspect {roots}` shows what was found) or "
                 "drop these from seg.strategies",

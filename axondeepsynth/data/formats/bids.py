@@ -117,9 +117,7 @@ def _pixel_size(root: Path, image: Path) -> tuple[float | None, str, Problem | N
             Problem(source, f"cannot read PixelSize {size} {merged.get('PixelSizeUnits')}", fix),
         )
     for value in size[:2]:
-        problem = pixel_size_problem(value, source, fix)
-        if problem is None:
-            problem = pixel_size_problem(value * scale, source, fix)
+        problem = pixel_size_problem(value, source, fix, to_um=scale)
         if problem is not None:
             return None, str(source), replace(problem, problem=f"PixelSize: {problem.problem}")
     x, y = (v * scale for v in size[:2])
