@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench bench-gpu report clean
+.PHONY: install demo test test-e2e lint bench bench-gpu report clean
 
 install: $(STAMP)
 
@@ -17,8 +17,12 @@ $(STAMP): pyproject.toml
 demo: install
 	$(PY) -m axondeepsynth.run +experiment=demo
 
+# unit and in-process integration tests; the command-line runs are `make test-e2e`
 test: install
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow and not e2e"
+
+test-e2e: install
+	$(PY) -m pytest -q -m "e2e and not slow"
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -1,13 +1,21 @@
 """Typed configuration: the schema every Hydra config in `conf/` is merged onto.
 
-A key that is not declared here, or a value of the wrong type, fails at compose time with the
-key's name; `validate` then checks ranges and cross-field rules before any work starts.
+A key that is not declared here, a value of the wrong type or a choice that is not one of its
+enum's values fails at compose time with the key's name; `validate` then checks ranges,
+cross-field rules and that every chosen stage and strategy has what it needs, before any work.
+Defaults live here only; `conf/` holds the values that differ from them. Imports no torch.
+
+Fields tagged `SPEED` (how fast, how verbose) or `PREDICT` (how a trained model is applied) are
+left out of the stage keys that decide whether a stage's earlier output can be reused
+(`identity`); the rest of the config is in them.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import json
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -15,27 +23,92 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from axondeepsynth.data.phantoms import PIXEL_SIZE
+from axondeepsynth import strategies
 from axondeepsynth.errors import ConfigError
-from axondeepsynth.models.diffusion import DiffusionConfig
-from axondeepsynth.models.discriminators import PatchDiscriminatorConfig, TimeDiscriminatorConfig
-from axondeepsynth.models.ncsnpp import NCSNppConfig
-from axondeepsynth.models.resnet import ResnetGeneratorConfig
-from axondeepsynth.models.unet import UNetConfig
+from axondeepsynth.nets.config import (
+    DiffusionConfig,
+    NCSNppConfig,
+    PatchDiscriminatorConfig,
+    ResnetGeneratorConfig,
+    TimeDiscriminatorConfig,
+    UNetConfig,
+)
 
 STAGES = ("prepare", "train_translator", "translate", "train_segmenter", "evaluate")
-LOOKS = ("TEM", "SEM", "BF")
+TRANSLATE = "add translate to stages (a translator.dir of an earlier run is reused)"
+PHANTOM_PIXEL_SIZE = 0.04  # µm per pixel; a 256x256 field (10 µm) holds ~30 fibres
+SPEED = {"role": "speed"}  # changes speed or what is shown, never a number
+PREDICT = {"role": "predict"}  # changes how trained models are applied, not what they learn
+
+
+def speed(default: Any) -> Any:
+    return field(default=default, metadata=SPEED)
+
+
+def predict(default: Any) -> Any:
+    return field(default=default, metadata=PREDICT)
+
+
+class Look(StrEnum):
+    TEM = "TEM"
+    SEM = "SEM"
+    BF = "BF"
+
+
+class Cache(StrEnum):
+    memory = "memory"  # decoded domains held in RAM
+    mmap = "mmap"  # decoded once into the run directory and memory-mapped
+
+
+class TileDraw(StrEnum):
+    area = "area"  # images drawn in proportion to their size
+    image = "image"  # every image alike
+
+
+class Resize(StrEnum):
+    area = "area"  # ours: area-averaged down, cubic up
+    nearest = "nearest"  # the published pipeline's
+
+
+class Which(StrEnum):
+    last = "last"
+    best = "best"
+
+
+class Direction(StrEnum):
+    l2u = "l2u"  # L translated into U's look (tutorship)
+    u2l = "u2l"  # U translated into L's look (adaptation)
+
+
+class Mode(StrEnum):
+    min = "min"
+    max = "max"
+
+
+class Optimizer(StrEnum):
+    sgd = "sgd"  # Nesterov, nnU-Net's
+    adamw = "adamw"
+
+
+class Normalize(StrEnum):
+    image = "image"  # z-score over each whole image (nnU-Net)
+    fixed = "fixed"  # [-1, 1]
+
+
+class Window(StrEnum):
+    gaussian = "gaussian"  # nnU-Net's tile blending
+    linear = "linear"
 
 
 @dataclass
 class PhantomConfig:
     """A synthetic nerve dataset to render at the domain's root before reading it."""
 
-    look: str = "TEM"
+    look: Look = Look.TEM
     n_images: int = 8
     size: int = 256
     n_subjects: int = 4
-    pixel_size: float = PIXEL_SIZE
+    pixel_size: float = PHANTOM_PIXEL_SIZE
     seed: int = 0
 
 
@@ -93,15 +166,15 @@ class DataConfig:
     tile_size: int = 256
     tile_overlap: int = 32
     batch_size: int = 1
-    num_workers: int = 0
+    num_workers: int = speed(0)
     tiles_per_epoch: int = 256
     val_images: int = 1  # images per domain held out of translator training
     val_tiles_per_image: int = 4
-    cache: str = "memory"  # memory | mmap (decoded once into the run directory)
+    cache: Cache = speed(Cache.memory)
     geometric_aug: bool = True  # translator tiles: flips (and rot90 if `rot90`)
     rot90: bool = True  # the published pipeline flips only
-    tile_draw: str = "area"  # area: images drawn by their size | image: each image alike
-    resize: str = "area"  # area/cubic (ours) | nearest (the published pipeline's)
+    tile_draw: TileDraw = TileDraw.area
+    resize: Resize = Resize.area
     paired: bool = False  # L and U show the same scenes: also score direct translations
 
 
@@ -112,21 +185,27 @@ class TranslationStageConfig:
     ckpt_path: str | None = None  # use this checkpoint instead of the run's own training
     # which of the run's own checkpoints translates: the last EMA weights (as published), or
     # the best by model.monitor (a near-identity translator scores high on cycle SSIM)
-    checkpoint: str = "last"  # last | best
-    dir: str | None = None  # translator + translations directory; share it across a sweep
-    directions: list[str] = field(default_factory=list)  # l2u, u2l; [] = what seg.strategies need
-    sampler: str | None = None  # diffusive | resnet; default: the model's
-    batch_size: int | None = None  # tiles per forward pass; None: 1 on a CPU, 8 on a GPU
+    checkpoint: Which = Which.last
+    # translator + translations directory; share it across a sweep (where, not what)
+    dir: str | None = speed(None)
+    directions: list[Direction] = field(default_factory=list)  # []: what seg.strategies need
+    sampler: str | None = None  # one of the translator's samplers; default: the model's
+    # tiles per forward pass; None: 1 on a CPU, 8 on a GPU. Not SPEED: the batch shapes the
+    # noise stream of the diffusive sampler
+    batch_size: int | None = None
     precision: str = "32"  # 32 | bf16 (autocast; 1.3-1.9x faster on CPUs with avx512_bf16)
-    compile: bool = False  # torch.compile the generators, weights frozen (first batch: 10-80 s)
+    compile: bool = speed(False)  # torch.compile the generators, weights frozen (10-80 s first)
     seed: int = 0
 
 
 @dataclass
 class TranslatorConfig:
-    """SynDiff's networks, losses and optimisation; defaults are the published ones."""
+    """The translator's networks, losses and optimisation; defaults are SynDiff's published ones.
 
-    name: str = "syndiff"  # syndiff | cyclegan (the non-diffusive pair alone)
+    `name` picks a registered translator (`axondeepsynth/training/translators/`); each reads the
+    fields it needs (CycleGAN: the ResNet generators and PatchGANs)."""
+
+    name: str = "syndiff"
     diffusive: NCSNppConfig = field(default_factory=NCSNppConfig)
     resnet: ResnetGeneratorConfig = field(default_factory=ResnetGeneratorConfig)
     time_disc: TimeDiscriminatorConfig = field(default_factory=TimeDiscriminatorConfig)
@@ -143,25 +222,20 @@ class TranslatorConfig:
     ema_decay: float = 0.999
     # recompute generator/discriminator blocks in backward instead of storing activations:
     # identical gradients, 0.6-0.8x the memory, 2-34 % more time on a CPU (benchmarks/README.md)
-    recompute: bool = True
+    recompute: bool = speed(True)
     # opt-in: one generator pass (kept for autograd) feeds the D step and then the G step,
     # instead of a no-grad pass on one draw for D and a fresh draw for G as published; one
     # draw per batch, and the G step's adversarial terms see the D just updated on those samples
     reuse_generator_pass: bool = False
     # NHWC weights and activations (the layout tensor cores read; a wash on CPUs)
-    channels_last: bool = False
+    channels_last: bool = speed(False)
     # torch.compile the four generators for training (the discriminators' R1 penalty needs a
     # double backward, which compiled graphs do not support); compiles on the first batches
-    compile: bool = False
-    sampler: str = "diffusive"  # diffusive | resnet: for validation and translation
+    compile: bool = speed(False)
+    sampler: str = "diffusive"  # for validation and translation (syndiff: diffusive | resnet)
     monitor: str = "val/cycle_l/ssim"  # metric that picks the best checkpoint
-    monitor_mode: str = "max"
-    panel_every_n_epochs: int = 1
-
-    def identity(self) -> dict:
-        """The fields that decide what is learnt, for stage keys: all but the speed-only
-        switches added later, so stage directories made before them keep their key."""
-        return {k: v for k, v in asdict(self).items() if k not in ("channels_last", "compile")}
+    monitor_mode: Mode = Mode.max
+    panel_every_n_epochs: int = speed(1)
 
 
 @dataclass
@@ -169,14 +243,14 @@ class SegmenterConfig:
     """U-Net and optimisation; the defaults are nnU-Net's (SGD, poly decay over max_epochs)."""
 
     unet: UNetConfig = field(default_factory=UNetConfig)
-    optimizer: str = "sgd"  # sgd (Nesterov) | adamw (use lr=1e-3)
+    optimizer: Optimizer = Optimizer.sgd  # adamw: use lr=1e-3
     lr: float = 1e-2
     weight_decay: float = 3e-5
     momentum: float = 0.99  # SGD only
     poly_exponent: float = 0.9
-    normalize: str = "image"  # image: z-score over each whole image (nnU-Net) | fixed: [-1, 1]
-    tta_flips: bool = True  # average softmax over h/v flips when predicting whole images
-    window: str = "gaussian"  # tile blending when predicting: gaussian (nnU-Net) | linear
+    normalize: Normalize = Normalize.image
+    tta_flips: bool = predict(True)  # average softmax over h/v flips when predicting images
+    window: Window = predict(Window.gaussian)  # tile blending when predicting
 
 
 @dataclass
@@ -202,40 +276,80 @@ class SegmentationConfig:
 
     net: SegmenterConfig = field(default_factory=SegmenterConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    # direct | tutorship | adaptation | oracle (trained on U's own labels, k-fold: the ceiling)
-    strategies: list[str] = field(default_factory=lambda: ["direct", "tutorship", "adaptation"])
+    # names from axondeepsynth/strategies.py: direct, tutorship, adaptation, fused, oracle
+    strategies: list[str] = field(
+        default_factory=lambda: ["direct", "tutorship", "adaptation"], metadata=PREDICT
+    )
     tile_size: int | None = None  # segmentation tiles; None: data.tile_size
-    tile_overlap: int | None = None  # overlap of predicted tiles; None: data.tile_overlap
+    # overlap of predicted tiles; None: data.tile_overlap
+    tile_overlap: int | None = predict(None)
     # which proxy segments U: the final weights (nnU-Net's default) or the best by Dice on the
     # fold's held-out images (never for the oracle, whose held-out images are its test set)
-    checkpoint: str = "last"  # last | best
-    fold: Any = "all"  # a fold index 0..k-1, or "all" to run every fold in this process
+    checkpoint: Which = predict(Which.last)
+    fold: Any = predict("all")  # a fold index 0..k-1, or "all" to run every fold here
     k: int = 5  # folds over the training images, split by subject
     max_epochs: int = 50
     tiles_per_epoch: int = 256
     batch_size: int = 8
-    predict_batch_size: int | None = None  # tiles per pass on whole images; None: 1 CPU, 8 GPU
-    n_overlays: int = 3  # image + pseudo label pictures saved per strategy and fold
-    export_nnunet: bool = True  # also write U with its pseudo labels as an nnU-Net raw dataset
+    # tiles per pass on whole images; None: 1 on a CPU, 8 on a GPU
+    predict_batch_size: int | None = speed(None)
+    n_overlays: int = speed(3)  # image + pseudo label pictures saved per strategy and fold
+    # also write U with its pseudo labels as an nnU-Net raw dataset
+    export_nnunet: bool = predict(True)
 
 
 @dataclass
 class TrainerConfig:
-    """The pytorch_lightning.Trainer arguments this project sets."""
+    """Every `pytorch_lightning.Trainer` argument but those the stages set (`OWNED_BY_STAGE`),
+    e.g. `trainer.gradient_clip_val=1.0`; None leaves Lightning's default. Passed to the trainer
+    of every training stage (the segmenter's `max_epochs` is `seg.max_epochs`)."""
 
     accelerator: str = "cpu"
+    strategy: str = "auto"
     devices: Any = 1
     num_nodes: int = 1
-    strategy: str = "auto"
     precision: str = "32-true"
+    fast_dev_run: Any = False
     max_epochs: int = 10
+    min_epochs: int | None = None
     max_steps: int = -1
+    min_steps: int | None = None
+    max_time: Any = None
     limit_train_batches: Any = None
     limit_val_batches: Any = None
-    check_val_every_n_epoch: int = 1
-    log_every_n_steps: int = 10
-    deterministic: bool = False
-    enable_progress_bar: bool = True
+    limit_test_batches: Any = None
+    limit_predict_batches: Any = None
+    overfit_batches: Any = 0.0
+    val_check_interval: Any = None
+    check_val_every_n_epoch: int | None = 1
+    num_sanity_val_steps: int | None = speed(None)
+    log_every_n_steps: int = speed(10)
+    enable_progress_bar: bool = speed(True)
+    enable_model_summary: bool | None = speed(None)
+    accumulate_grad_batches: int = 1
+    gradient_clip_val: Any = None
+    gradient_clip_algorithm: str | None = None
+    deterministic: Any = False
+    benchmark: bool | None = speed(None)
+    inference_mode: bool = speed(True)
+    profiler: Any = speed(None)
+    detect_anomaly: bool = speed(False)
+    barebones: bool = speed(False)
+    sync_batchnorm: bool = False
+    reload_dataloaders_every_n_epochs: int = 0
+    enable_autolog_hparams: bool = speed(True)
+
+
+# set by the stages (`pipeline/trainer.py`), so not configurable as trainer.*
+OWNED_BY_STAGE = (
+    "logger",
+    "callbacks",
+    "plugins",
+    "default_root_dir",
+    "enable_checkpointing",
+    "use_distributed_sampler",
+    "model_registry",
+)
 
 
 @dataclass
@@ -272,6 +386,28 @@ class Config:
             s.tile_size or d.tile_size,
             d.tile_overlap if s.tile_overlap is None else s.tile_overlap,
         )
+
+
+def identity(obj: Any, leave_out: tuple[str, ...] = ("speed",)) -> Any:
+    """A config part as plain data for stage keys, without the fields whose role is in
+    `leave_out` (`speed` always: how fast or verbose a stage runs never changes its key)."""
+    if is_dataclass(obj):
+        return {
+            f.name: identity(getattr(obj, f.name), leave_out)
+            for f in fields(obj)
+            if f.metadata.get("role") not in leave_out
+        }
+    if isinstance(obj, list | tuple):
+        return [identity(v, leave_out) for v in obj]
+    if isinstance(obj, dict):
+        return {k: identity(v, leave_out) for k, v in obj.items()}
+    return obj
+
+
+def plain(obj: Any) -> dict:
+    """A config dataclass as plain JSON types (enums as their values, tuples as lists): what
+    checkpoints store, so that they load with torch.load(weights_only=True)."""
+    return json.loads(json.dumps(asdict(obj)))
 
 
 def structured(schema: type, values: dict) -> Any:
@@ -331,20 +467,10 @@ def _validate_domain(d: DomainConfig, key: str) -> None:
             )
     if d.phantom is not None:
         _check(
-            d.phantom.look in LOOKS,
-            f"{key}.phantom.look",
-            f"unknown look '{d.phantom.look}'",
-            f"use one of {', '.join(LOOKS)}",
-        )
-        _check(
             d.phantom.n_images >= 1 and d.phantom.size >= 16,
             f"{key}.phantom",
             "needs n_images >= 1 and size >= 16",
         )
-
-
-def _choice(value: object, key: str, choices: tuple[str, ...]) -> None:
-    _check(value in choices, key, f"unknown value '{value}'", f"use one of {', '.join(choices)}")
 
 
 def _roots_from_sets(cfg: DictConfig) -> None:
@@ -368,16 +494,11 @@ def validate(cfg: DictConfig | Config) -> Config:
             "is required but was not given",
             f"pass {err.full_key}=... on the command line",
         ) from None
-    for i, stage in enumerate(obj.stages):
-        _check(
-            stage in STAGES,
-            f"stages[{i}]",
-            f"unknown stage '{stage}'",
-            f"use stages from {', '.join(STAGES)}",
-        )
+    _validate_stages(obj)
     d = obj.data
     _validate_domain(d.labeled, "data.labeled")
-    if "train_translator" in obj.stages or "translate" in obj.stages:
+    needs_u = {"train_translator", "translate", "evaluate"} & set(obj.stages)
+    if needs_u or "oracle" in obj.seg.strategies:
         _validate_domain(d.unlabeled, "data.unlabeled")
     _check(d.tile_size >= 16, "data.tile_size", f"must be >= 16, got {d.tile_size}")
     for key, epochs in (
@@ -390,9 +511,6 @@ def validate(cfg: DictConfig | Config) -> Config:
         "data.tile_overlap",
         f"must be in [0, tile_size/2), got {d.tile_overlap} for tile_size {d.tile_size}",
     )
-    _choice(d.cache, "data.cache", ("memory", "mmap"))
-    _choice(d.tile_draw, "data.tile_draw", ("area", "image"))
-    _choice(d.resize, "data.resize", ("area", "nearest"))
     _check(
         d.batch_size >= 1 and d.tiles_per_epoch >= d.batch_size,
         "data.batch_size",
@@ -408,18 +526,67 @@ def validate(cfg: DictConfig | Config) -> Config:
     return obj
 
 
-STRATEGIES = ("direct", "tutorship", "adaptation", "oracle")
+def _validate_stages(obj: Config) -> None:
+    """Known stages in pipeline order, each with what it needs made by an earlier one."""
+    for i, stage in enumerate(obj.stages):
+        _check(
+            stage in STAGES,
+            f"stages[{i}]",
+            f"unknown stage '{stage}'",
+            f"use stages from {', '.join(STAGES)}",
+        )
+    order = [STAGES.index(stage) for stage in obj.stages]
+    _check(
+        order == sorted(set(order)),
+        "stages",
+        f"{obj.stages} is not in pipeline order (or repeats a stage)",
+        f"list them in the order {', '.join(STAGES)}",
+    )
+    for i, name in enumerate(obj.seg.strategies):
+        _check(
+            name in strategies.STRATEGIES,
+            f"seg.strategies[{i}]",
+            f"unknown strategy '{name}'",
+            f"use {', '.join(strategies.STRATEGIES)}",
+        )
+    chosen = [strategies.STRATEGIES[name] for name in obj.seg.strategies]
+    stages, t = set(obj.stages), obj.translator
+    made = set(t.directions) or {d for s in chosen for d in s.translations}
+
+    def need(stage: str, before: str, why: str, fix: str) -> None:
+        _check(stage in stages, "stages", f"{before} {why}", fix)
+
+    if "translate" in stages and not t.ckpt_path:
+        need(
+            "train_translator",
+            "translate",
+            "needs a translator",
+            "add train_translator to stages, or pass translator.ckpt_path=...",
+        )
+    for s in chosen:  # the translations its training sets and its inputs come from
+        trained_on = {strategies.TRAINING_SETS[t].translation for t in s.train_sets}
+        shown = {strategies.INPUT_TRANSLATION[i] for _, i in s.models}
+        for stage, needed in (("train_segmenter", trained_on), ("evaluate", shown)):
+            for direction in sorted(d for d in needed if d) if stage in stages else ():
+                what = {"l2u": "L->U", "u2l": "U->L"}[direction]
+                need("translate", stage, f"for {s.name} needs the {what} translation", TRANSLATE)
+                _check(
+                    direction in made,
+                    "translator.directions",
+                    f"leaves out {direction}, which {s.name} needs",
+                    f"add {direction} or leave translator.directions empty",
+                )
+    if "evaluate" in stages:
+        need(
+            "train_segmenter",
+            "evaluate",
+            "needs the segmenters",
+            "add train_segmenter to stages (finished folds are reused, not retrained)",
+        )
 
 
 def _validate_segmentation(obj: Config) -> None:
     s = obj.seg
-    for i, strategy in enumerate(s.strategies):
-        _check(
-            strategy in STRATEGIES,
-            f"seg.strategies[{i}]",
-            f"unknown strategy '{strategy}'",
-            f"use {', '.join(STRATEGIES)}",
-        )
     _check(s.k >= 1, "seg.k", f"must be >= 1, got {s.k}")
     _check(
         "oracle" not in s.strategies or s.k >= 2,
@@ -427,13 +594,6 @@ def _validate_segmentation(obj: Config) -> None:
         "the oracle is scored on held-out U images and needs k >= 2 folds",
         "set seg.k=2 or more",
     )
-    if "oracle" in s.strategies:
-        _validate_domain(obj.data.unlabeled, "data.unlabeled")
-    _choice(s.checkpoint, "seg.checkpoint", ("last", "best"))
-    _choice(s.net.optimizer, "seg.net.optimizer", ("sgd", "adamw"))
-    _choice(s.net.normalize, "seg.net.normalize", ("image", "fixed"))
-    _choice(s.net.window, "seg.net.window", ("gaussian", "linear"))
-    _choice(s.net.unet.norm, "seg.net.unet.norm", ("instance", "batch"))
     lo, hi = s.augment.scale
     _check(0 < lo <= hi, "seg.augment.scale", f"needs 0 < low <= high, got {(lo, hi)}")
     _check(
@@ -458,65 +618,30 @@ def _validate_segmentation(obj: Config) -> None:
 
 
 def _validate_translator(obj: Config) -> None:
+    """The translation stage's own checks, then those of the translator to train (imported
+    here: the schema itself imports no torch). A given translator.ckpt_path is checked when
+    it is loaded, before the first stage."""
     m, t = obj.model, obj.translator
-    _check(
-        m.name in ("syndiff", "cyclegan"),
-        "model.name",
-        f"unknown model '{m.name}'",
-        "use model=syndiff or model=cyclegan",
-    )
-    for key, sampler in (("model.sampler", m.sampler), ("translator.sampler", t.sampler)):
-        _check(
-            sampler in (None, "diffusive", "resnet"),
-            key,
-            f"unknown sampler '{sampler}'",
-            "use diffusive or resnet",
-        )
-    _check(
-        m.name == "syndiff" or (t.sampler or m.sampler) == "resnet",
-        "model.sampler",
-        "model=cyclegan has no diffusive sampler",
-        "set model.sampler=resnet",
-    )
     _check(
         t.batch_size is None or t.batch_size >= 1,
         "translator.batch_size",
         f"{t.batch_size} tiles per batch",
         "use a positive number, or null for the device's default",
     )
-    _choice(t.checkpoint, "translator.checkpoint", ("last", "best"))
     _check(
         t.precision in ("32", "bf16"),
         "translator.precision",
         f"unknown precision '{t.precision}'",
         "use 32 or bf16",
     )
-    for i, direction in enumerate(t.directions):
-        _check(
-            direction in ("l2u", "u2l"),
-            f"translator.directions[{i}]",
-            f"unknown direction '{direction}'",
-            "use l2u (tutorship) or u2l (adaptation)",
-        )
-    tile = obj.data.tile_size
-    if m.name == "syndiff" and "train_translator" in obj.stages:
-        _check(
-            m.diffusive.image_size == tile,
-            "model.diffusive.image_size",
-            f"is {m.diffusive.image_size} but data.tile_size is {tile}",
-            "set both to the same size (the generator's attention sits at a fixed resolution)",
-        )
-    group = min(obj.data.batch_size, m.time_disc.stddev_group)
     _check(
-        m.name != "syndiff" or obj.data.batch_size % group == 0,
-        "data.batch_size",
-        f"{obj.data.batch_size} does not split into minibatch-stddev groups of {group}",
-        f"use a multiple of {m.time_disc.stddev_group} (or 1-{m.time_disc.stddev_group})",
+        obj.trainer.num_nodes == 1,
+        "trainer.num_nodes",
+        f"{obj.trainer.num_nodes} nodes: the pipeline runs once and spawns each training stage's "
+        "ranks on this node",
+        "use one node with several devices (trainer=ddp)",
     )
-    down = 2 ** (len(m.time_disc.ch_mult) - 1)
-    _check(
-        m.name != "syndiff" or tile % down == 0,
-        "data.tile_size",
-        f"{tile} is not divisible by {down} (time discriminator depth)",
-        "pick a tile size that is a multiple of it, or shorten model.time_disc.ch_mult",
-    )
+    if "train_translator" in obj.stages:
+        from axondeepsynth.training import translators
+
+        translators.get(m.name).check(obj)

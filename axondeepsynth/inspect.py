@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from axondeepsynth.data import formats, images
+from axondeepsynth.data import images, layouts
 from axondeepsynth.data.labels import axon_diameters, implausible
 from axondeepsynth.data.records import ImageRecord, Problem, check_mask_shape, decode_labels
 from axondeepsynth.data.resample import scale_factor
@@ -116,7 +116,7 @@ def inspect(
     target_pixel_size: float | None = None,
 ) -> dict:
     """Summarise a dataset as a JSON-ready dict."""
-    index = formats.scan(root, modality)
+    index = layouts.scan(root, modality)
     problems = list(index.problems)
     summaries = []
     for record in tqdm(index.records, desc="inspecting", unit="img", disable=not progress):

@@ -17,10 +17,11 @@ import statistics
 import sys
 from pathlib import Path
 
-from axondeepsynth.data.images import write_bytes, write_text
 from axondeepsynth.errors import AxonDeepSynthError, DataError
+from axondeepsynth.io import write_bytes, write_text
+from axondeepsynth.strategies import STRATEGIES
 
-STRATEGY_ORDER = ("direct", "tutorship", "adaptation", "oracle")
+STRATEGY_ORDER = tuple(STRATEGIES)
 CLASSES = ("axon", "myelin")
 COLUMNS = [
     "target",
@@ -286,14 +287,9 @@ def _csv(rows: list[dict]) -> str:
 
 # --- chart ---------------------------------------------------------------------------------
 
-_COLOURS = {
-    "direct": "#4C72B0",
-    "tutorship": "#DD8452",
-    "adaptation": "#55A868",
-    "oracle": "#8C8C8C",
-}
+_COLOURS = {name: strategy.color for name, strategy in STRATEGIES.items()}
 _ERR = {"ecolor": "#222222", "capsize": 3, "elinewidth": 1}
-_SPARE = ("#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974", "#64B5CD")
+_SPARE = ("#8172B3", "#937860", "#DA8BC3", "#CCB974", "#64B5CD", "#4C4C4C")
 
 
 def chart(rows: list[dict]) -> bytes:

@@ -18,7 +18,7 @@ from axondeepsynth.config import DataConfig, DomainConfig, PhantomConfig, Segmen
 from axondeepsynth.data import images
 from axondeepsynth.data.datamodules import TranslationDataModule
 from axondeepsynth.data.domain import load_domain
-from axondeepsynth.modules.segmenter import Segmenter
+from axondeepsynth.training.segmenter import Segmenter
 
 
 def data(a: argparse.Namespace) -> dict:

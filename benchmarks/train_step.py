@@ -22,8 +22,8 @@ from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
 from axondeepsynth.config import TranslatorConfig
-from axondeepsynth.modules.translator import SynDiff
-from benchmarks.reference_loop import reference_iteration
+from axondeepsynth.training.translators import SynDiff
+from tests.reference_loop import reference_iteration
 
 WARMUP = 2  # iterations not timed
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from axondeepsynth.config import TranslatorConfig
-from axondeepsynth.data import tiling
+from axondeepsynth.data import stitch
 from axondeepsynth.data.records import Sample
-from axondeepsynth.modules.translator import SynDiff
 from axondeepsynth.pipeline.translate import compile_generators, translate_sample
+from axondeepsynth.training.translators import SynDiff
 
 TILE, OVERLAP = 256, 32
 
@@ -43,7 +43,7 @@ def model() -> SynDiff:
 def one_at_a_time(m: SynDiff, img: np.ndarray, sampler: str) -> np.ndarray:
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        return tiling.sliding_window(
+        return stitch.sliding_window(
             img, lambda x: m.translate(x, "l2u", sampler, gen), TILE, OVERLAP, batch_size=1
         )
 
@@ -63,7 +63,7 @@ def variant(m: SynDiff, spec: str) -> tuple[SynDiff, int, bool]:
 
 def speed(a: argparse.Namespace) -> dict:
     img, m = image(a.size), model()
-    n_tiles = tiling.count(img.shape, TILE, OVERLAP)
+    n_tiles = stitch.count(img.shape, TILE, OVERLAP)
     start = time.perf_counter()
     base = one_at_a_time(m, img, a.sampler)
     t_base = time.perf_counter() - start

@@ -78,3 +78,25 @@ def tiny_bids(tmp_path: Path) -> Path:
     write_json(micr / "sub-a_SEM.json", {"PixelSize": [0.1, 0.1], "PixelSizeUnits": "um"})
     write_json(micr / "sub-a_sample-s2_SEM.json", {"PixelSize": [20, 20], "PixelSizeUnits": "nm"})
     return root
+
+
+def saved_translator(model, path: Path, tile: int) -> Path:
+    """A translator checkpoint as Lightning writes it, after one batch of random tiles."""
+    import pytorch_lightning as pl
+    from torch.utils.data import DataLoader
+
+    from axondeepsynth.training import translators
+
+    module = translators.build(model)
+    batch = [{"x_l": torch.rand(1, tile, tile), "x_u": torch.rand(1, tile, tile)}]
+    trainer = pl.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(path.parent),
+    )
+    trainer.fit(module, DataLoader(batch, batch_size=1))
+    trainer.save_checkpoint(path)
+    return path

@@ -15,10 +15,10 @@ from conftest import REPO, compose_cfg, write_json, write_png
 from PIL import Image
 
 from axondeepsynth.config import DomainConfig
-from axondeepsynth.data import formats, images, tiling
+from axondeepsynth.data import images, layouts, stitch
 from axondeepsynth.data.domain import load_domain
 from axondeepsynth.data.records import load_sample
-from axondeepsynth.data.tiles import RandomTiles
+from axondeepsynth.data.training_tiles import RandomTiles
 from axondeepsynth.errors import ConfigError, DataError
 from axondeepsynth.inspect import inspect
 
@@ -34,11 +34,11 @@ def ads_folder(root: Path, image: np.ndarray, **masks: np.ndarray) -> Path:
 @pytest.mark.parametrize("shape", [(1, 1), (100000, 3), (3, 5000)])
 def test_extreme_shapes_tile_and_stitch(tmp_path: Path, shape: tuple[int, int]) -> None:
     image = np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8)
-    sample = load_sample(formats.scan(ads_folder(tmp_path, image)).records[0])
+    sample = load_sample(layouts.scan(ads_folder(tmp_path, image)).records[0])
     assert sample.image.shape == shape
     tiles = RandomTiles([sample], tile=32, length=4, seed=0)
     assert tiles[3]["image"].shape == (1, 32, 32)
-    out = tiling.sliding_window(sample.image, lambda x: x, 32, 8, batch_size=64)
+    out = stitch.sliding_window(sample.image, lambda x: x, 32, 8, batch_size=64)
     np.testing.assert_allclose(out[0], sample.image, atol=1e-6)
 
 
@@ -59,7 +59,7 @@ def test_masks_saved_as_0_1_or_index_values(tmp_path: Path) -> None:
     )
     index = ads_folder(tmp_path / "b", labels * 40, axonmyelin=labels)
     for root in (binary, index):
-        assert np.array_equal(load_sample(formats.scan(root).records[0]).labels, labels)
+        assert np.array_equal(load_sample(layouts.scan(root).records[0]).labels, labels)
 
 
 def test_empty_mask_and_missing_pixel_size_are_reported(tmp_path: Path) -> None:
@@ -84,10 +84,11 @@ def test_labels_without_images_and_bad_sidecars(tmp_path: Path) -> None:
     (micr / "sub-a_sample-1_SEM.json").write_text("{not json")
     write_json(micr / "sub-a_sample-2_SEM.json", {"PixelSize": [0.1, 0.2]})
     write_png(micr / "sub-a_sample-2_SEM.png", np.zeros((8, 8), np.uint8))
-    problems = "\n".join(map(str, formats.scan(tmp_path).problems))
+    problems = "\n".join(map(str, layouts.scan(tmp_path).problems))
     assert "unreadable JSON sidecar" in problems and "anisotropic pixel size" in problems
 
 
+@pytest.mark.e2e
 def test_corrupt_corpus_through_the_cli_gives_problems_not_tracebacks(tmp_path: Path) -> None:
     root = tmp_path / "corpus"
     for name, data in {"zero": b"", "text": b"hello", "trunc": b"\x89PNG\r\n\x1a\n\x00"}.items():
@@ -137,7 +138,7 @@ def bids_with_sidecar(root: Path, sidecar: str | bytes) -> Path:
 @pytest.mark.parametrize("case", sorted(BAD_PIXEL_SIZES))
 def test_bad_bids_pixel_sizes_are_problems_naming_the_sidecar(tmp_path: Path, case: str) -> None:
     sidecar = bids_with_sidecar(tmp_path, json.dumps({"PixelSize": BAD_PIXEL_SIZES[case]}))
-    index = formats.scan(tmp_path)
+    index = layouts.scan(tmp_path)
     assert len(index.problems) == 1, index.problems
     problem = index.problems[0]
     assert problem.path == sidecar and "PixelSize" in problem.fix
@@ -148,7 +149,7 @@ def test_bad_bids_pixel_sizes_are_problems_naming_the_sidecar(tmp_path: Path, ca
 @pytest.mark.parametrize("content", ['[{"PixelSize": [0.1, 0.1]}]', b'{"PixelSize": [0.1\xff]}'])
 def test_sidecar_that_is_a_list_or_not_utf8_is_a_problem(tmp_path: Path, content) -> None:
     sidecar = bids_with_sidecar(tmp_path, content)
-    problems = formats.scan(tmp_path).problems
+    problems = layouts.scan(tmp_path).problems
     assert [p.path for p in problems] == [sidecar]
     assert "JSON" in problems[0].problem
 
@@ -157,7 +158,7 @@ def test_sidecar_that_is_a_list_or_not_utf8_is_a_problem(tmp_path: Path, content
 def test_bad_pixel_size_file_is_a_problem(tmp_path: Path, text: str) -> None:
     folder = ads_folder(tmp_path, np.zeros((32, 32), np.uint8))
     (folder / "pixel_size_in_micrometer.txt").write_text(text)
-    problems = formats.scan(tmp_path).problems
+    problems = layouts.scan(tmp_path).problems
     assert [p.path.name for p in problems] == ["pixel_size_in_micrometer.txt"]
     assert "µm" in problems[0].fix
 
@@ -169,7 +170,7 @@ def test_bad_nnunet_pixel_sizes_are_problems(tmp_path: Path, sizes) -> None:
         tmp_path / "dataset.json",
         {"labels": {"background": 0, "myelin": 1, "axon": 2}, "pixel_size_um": sizes},
     )
-    index = formats.scan(tmp_path)
+    index = layouts.scan(tmp_path)
     assert [p.path.name for p in index.problems] == ["dataset.json"], index.problems
     assert index.records == [] or index.records[0].pixel_size is None
 
@@ -219,6 +220,7 @@ BAD_DATASETS = {  # a dataset -> (the file a user must be pointed at, what is wr
 }
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("case", sorted(BAD_DATASETS))
 def test_bad_dataset_stops_inspect_and_run_with_one_named_line(tmp_path: Path, case: str) -> None:
     make, culprit, problem = BAD_DATASETS[case]
@@ -268,7 +270,7 @@ def test_bad_nnunet_dataset_json_is_a_problem(tmp_path: Path, meta, expected: st
     write_png(tmp_path / "imagesTr" / "c_0000.png", np.zeros((32, 32), np.uint8))
     write_png(tmp_path / "labelsTr" / "c.png", np.zeros((32, 32), np.uint8))
     (tmp_path / "dataset.json").write_text(json.dumps(meta))
-    problems = "\n".join(map(str, formats.scan(tmp_path).problems))
+    problems = "\n".join(map(str, layouts.scan(tmp_path).problems))
     assert expected in problems and "fix:" in problems
 
 
@@ -313,7 +315,7 @@ def test_masks_with_unexpected_values_are_named_not_misread(
     assert expected in text, text
     kind = next(iter(masks))
     assert f"image_seg-{kind}.png" in text
-    record = formats.scan(folder).records[0]
+    record = layouts.scan(folder).records[0]
     with pytest.raises(DataError, match=expected.replace("[", r"\[").replace("]", r"\]")):
         load_sample(record)
 
@@ -406,7 +408,7 @@ def test_resampling_to_an_absurd_size_names_the_image(tmp_path: Path, factor: fl
     from axondeepsynth.data.resample import resample
 
     folder = ads_folder(tmp_path, np.zeros((256, 256), np.uint8))
-    sample = load_sample(formats.scan(folder).records[0])
+    sample = load_sample(layouts.scan(folder).records[0])
     with pytest.raises(DataError, match="would make this 256x256 px image") as err:
         resample(sample, factor)
     assert err.value.path == folder / "image.png"
@@ -433,7 +435,7 @@ def bad_checkpoints(folder: Path) -> dict[str, Path]:
 
     import torch
 
-    from axondeepsynth.modules.segmenter import Segmenter
+    from axondeepsynth.training.segmenter import Segmenter
 
     folder.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": {"w": torch.zeros(2)}}, folder / "good-looking.ckpt")
@@ -454,6 +456,7 @@ def bad_checkpoints(folder: Path) -> dict[str, Path]:
     return paths
 
 
+@pytest.mark.e2e
 def test_bad_translator_checkpoints_are_named_before_any_stage(tmp_path: Path) -> None:
     from axondeepsynth.pipeline.translate import load_translator
 
@@ -482,5 +485,5 @@ def test_bad_translator_checkpoints_are_named_before_any_stage(tmp_path: Path) -
 
 def test_pixel_size_in_nanometres_is_judged_in_micrometres(tmp_path: Path) -> None:
     bids_with_sidecar(tmp_path, json.dumps({"PixelSize": [200, 200], "PixelSizeUnits": "nm"}))
-    index = formats.scan(tmp_path)
+    index = layouts.scan(tmp_path)
     assert index.problems == [] and index.records[0].pixel_size == pytest.approx(0.2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from axondeepsynth.models.diffusion import Diffusion, DiffusionConfig, betas_schedule
+from axondeepsynth.nets.diffusion import Diffusion, DiffusionConfig, betas_schedule
 
 
 def test_schedule_matches_vp_sde_closed_form() -> None:

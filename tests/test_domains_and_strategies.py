@@ -16,17 +16,21 @@ from torch.utils.data import DataLoader
 
 from axondeepsynth import report
 from axondeepsynth.config import AugmentConfig, DatasetConfig, DomainConfig
-from axondeepsynth.data import formats, phantoms
+from axondeepsynth.data import layouts, phantoms
 from axondeepsynth.data.datamodules import SegmentationDataModule
 from axondeepsynth.data.domain import load_domain
 from axondeepsynth.data.records import Sample
-from axondeepsynth.data.tiles import RandomTiles, intensity_stats, segmentation_augmentation
+from axondeepsynth.data.training_tiles import (
+    RandomTiles,
+    intensity_stats,
+    segmentation_augmentation,
+)
 from axondeepsynth.errors import ConfigError
 from axondeepsynth.inspect import main as inspect_main
-from axondeepsynth.modules.segmenter import Segmenter
 from axondeepsynth.pipeline import run_stages, translate
-from axondeepsynth.pipeline.context import Run
+from axondeepsynth.pipeline.context import Run, Translation, TranslatorCheckpoints
 from axondeepsynth.pipeline.trainer import build_trainer
+from axondeepsynth.training.segmenter import Segmenter
 
 
 def two_sets(tmp: Path) -> tuple[Path, Path]:
@@ -35,7 +39,9 @@ def two_sets(tmp: Path) -> tuple[Path, Path]:
     a, b = tmp / "a", tmp / "b"
     phantoms.write_bids_dataset(a, "TEM", n_images=4, size=64, seed=0, n_subjects=2)
     phantoms.write_bids_dataset(tmp / "src", "TEM", n_images=4, size=64, seed=7, n_subjects=2)
-    formats.write(load_domain(DomainConfig(root=str(tmp / "src")), None, "src"), b, "axondeepseg")
+    layouts.LAYOUTS["axondeepseg"].write(
+        load_domain(DomainConfig(root=str(tmp / "src")), None, "src"), b
+    )
     return a, b
 
 
@@ -197,11 +203,10 @@ def test_last_checkpoint_is_the_newest_state_when_the_best_epoch_is_early(tmp_pa
 def test_translation_uses_the_chosen_checkpoint(tmp_path: Path, monkeypatch, choice: str) -> None:
     cfg = compose_cfg("+experiment=demo", f"translator.checkpoint={choice}", tmp=tmp_path)
     used = []
-    monkeypatch.setattr(
-        translate, "_translate", lambda run, ckpt, *a: used.append(ckpt) or {"translated": {}}
-    )
+    made = Translation(root="r", roots=["r"], checkpoint="c", sampler="resnet", files={})
+    monkeypatch.setattr(translate, "_translate", lambda run, ckpt, *a: used.append(ckpt) or made)
     run = Run(cfg, tmp_path / "run")
-    run.artifacts = {"translator_best": "best.ckpt", "translator_last": "last.ckpt"}
+    run.outputs.translator = TranslatorCheckpoints(last="last.ckpt", best="best.ckpt")
     translate.run(run)
     assert used and set(used) == {f"{choice}.ckpt"}
 

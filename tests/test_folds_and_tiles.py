@@ -10,7 +10,7 @@ import pytest
 from axondeepsynth.data.folds import kfold
 from axondeepsynth.data.records import Sample
 from axondeepsynth.data.resample import resample, scale_factor
-from axondeepsynth.data.tiles import EpochSampler, FixedTiles, RandomTiles
+from axondeepsynth.data.training_tiles import EpochSampler, FixedTiles, RandomTiles
 
 
 def _samples(n: int, subjects: int, size: int = 80) -> list[Sample]:

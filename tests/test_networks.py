@@ -9,21 +9,21 @@ import pytest
 import torch
 from torch import nn
 
-from axondeepsynth.models.discriminators import (
+from axondeepsynth.nets.discriminators import (
     PatchDiscriminator,
     PatchDiscriminatorConfig,
     TimeDiscriminator,
     TimeDiscriminatorConfig,
 )
-from axondeepsynth.models.layers import (
+from axondeepsynth.nets.layers import (
     FirDownConv2d,
     FirDownsample,
     FirUpsample,
     timestep_embedding,
     upfirdn2d,
 )
-from axondeepsynth.models.ncsnpp import NCSNpp, NCSNppConfig
-from axondeepsynth.models.resnet import ResnetGenerator, ResnetGeneratorConfig
+from axondeepsynth.nets.ncsnpp import NCSNpp, NCSNppConfig
+from axondeepsynth.nets.resnet import ResnetGenerator, ResnetGeneratorConfig
 
 
 def n_params(net: nn.Module) -> int:

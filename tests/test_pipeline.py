@@ -32,6 +32,7 @@ TINY = [
 ]
 
 
+@pytest.mark.e2e
 def test_two_fold_sweep_end_to_end(tmp_path: Path) -> None:
     shared = tmp_path / "shared_translator"
     result = subprocess.run(
@@ -105,10 +106,8 @@ def test_translation_resumes_after_a_crash_without_redoing_images(
     tmp_path: Path, monkeypatch
 ) -> None:
     """A crash at image 4 of 6: the re-run translates images 4-6 only and keeps 1-3 untouched."""
-    import torch
-    from conftest import compose_cfg
+    from conftest import compose_cfg, saved_translator
 
-    from axondeepsynth.modules.translator import SynDiff
     from axondeepsynth.pipeline import translate
     from axondeepsynth.pipeline.context import Run
 
@@ -118,23 +117,12 @@ def test_translation_resumes_after_a_crash_without_redoing_images(
         "data.tile_size=32",
         "data.tile_overlap=8",
         "translator.directions=[l2u]",
+        "seg.strategies=[tutorship]",  # which needs l2u only
         "data.labeled.phantom.n_images=6",
         "translator.sampler=resnet",
         tmp=tmp_path,
     )
-    ckpt = tmp_path / "t.ckpt"
-    torch.save(
-        {
-            "state_dict": SynDiff(cfg.model).state_dict(),
-            "hyper_parameters": {
-                "cfg": __import__("dataclasses").asdict(cfg.model),
-                "paired_val": False,
-                "seed": 0,
-            },
-            "pytorch-lightning_version": "2.6.0",
-        },
-        ckpt,
-    )
+    ckpt = saved_translator(cfg.model, tmp_path / "t.ckpt", tile=32)
     cfg.translator.ckpt_path = str(ckpt)
     calls, real = [], translate.translate_sample
 
@@ -152,10 +140,12 @@ def test_translation_resumes_after_a_crash_without_redoing_images(
     stamps = {p: p.stat().st_mtime_ns for p in written}
     assert len(written) == 3 and not (run.translator_dir / "translate/l2u/done.json").exists()
     calls.clear()
-    out = translate.run(Run(cfg, tmp_path / "run"))["translated"]["l2u"]
-    assert len(calls) == 3 and len(out["files"]) == 6
+    rerun = Run(cfg, tmp_path / "run")
+    translate.run(rerun)
+    out = rerun.outputs.translations["l2u"]
+    assert len(calls) == 3 and len(out.files) == 6
     assert all(p.stat().st_mtime_ns == stamps[p] for p in written)
-    assert all(Path(f).is_file() for f in out["files"].values())
+    assert all(Path(f).is_file() for f in out.files.values())
 
 
 def _snapshot(root: Path, skip: Path) -> dict[str, tuple[int, int]]:
@@ -166,6 +156,7 @@ def _snapshot(root: Path, skip: Path) -> dict[str, tuple[int, int]]:
     }
 
 
+@pytest.mark.e2e
 def test_inputs_untouched_and_nothing_written_outside_the_run_directory(tmp_path: Path) -> None:
     """With the datasets already on disk, a whole run (W&B offline logger included) adds,
     changes or removes no file outside its run directory: not in the inputs, the working

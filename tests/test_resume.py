@@ -112,6 +112,7 @@ def straight(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     return found
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("stage", ["translator", "segmenter"])
 @pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM", "SIGINT"])
 def test_stop_mid_step_then_resume_matches_uninterrupted(

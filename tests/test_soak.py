@@ -16,9 +16,9 @@ import pytorch_lightning as pl
 from test_translator import TILE, phantom_samples, tiny_cfg
 from torch.utils.data import DataLoader
 
-from axondeepsynth.data.tiles import EpochSampler, RandomTiles, UnpairedTiles
-from axondeepsynth.modules.translator import SynDiff
+from axondeepsynth.data.training_tiles import EpochSampler, RandomTiles, UnpairedTiles
 from axondeepsynth.pipeline.translate import translate_sample
+from axondeepsynth.training.translators import SynDiff
 
 
 def rss_mb() -> float:

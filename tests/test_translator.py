@@ -18,9 +18,10 @@ from torch.utils.data import DataLoader
 
 from axondeepsynth.data.phantoms import render_nerve
 from axondeepsynth.data.records import Sample
-from axondeepsynth.data.tiles import FixedTiles, PairedTiles, RandomTiles, UnpairedTiles
-from axondeepsynth.modules.translator import SynDiff
+from axondeepsynth.data.training_tiles import FixedTiles, PairedTiles, RandomTiles, UnpairedTiles
 from axondeepsynth.pipeline.translate import load_translator, translate_sample
+from axondeepsynth.training import translators
+from axondeepsynth.training.translators import CycleGAN, SynDiff
 
 TILE = 32
 
@@ -186,10 +187,14 @@ def test_translation_larger_than_a_tile_has_no_seams() -> None:
 
 def test_cyclegan_trains_and_refuses_diffusive_sampling(tmp_path: Path) -> None:
     pl.seed_everything(0)
-    module = SynDiff(tiny_cfg("model=cyclegan"))
-    assert set(module.G) == {"res_l2u", "res_u2l"} and set(module.D) == {"patch_l", "patch_u"}
+    module = translators.build(tiny_cfg("model=cyclegan"))
+    assert (
+        type(module) is CycleGAN
+        and set(module.G) == {"res_l2u", "res_u2l"}
+        and set(module.D) == {"patch_l", "patch_u"}
+    )
     fit(module, tmp_path)
-    with pytest.raises(ValueError, match="no diffusive generator"):
+    with pytest.raises(ValueError, match="has no diffusive sampler"):
         module.translate(torch.rand(1, 1, TILE, TILE), "l2u", sampler="diffusive")
 
 
@@ -204,6 +209,7 @@ class RankHash(pl.Callback):
 """
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("reuse", [False, True])
 def test_ddp_two_processes_on_cpu(tmp_path: Path, reuse: bool) -> None:
     """Two gloo ranks see different tiles yet end with identical weights (gradients synced)."""
@@ -237,9 +243,9 @@ def test_ddp_two_processes_on_cpu(tmp_path: Path, reuse: bool) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "rank0.txt").read_text() == (tmp_path / "rank1.txt").read_text()
     done = next(tmp_path.glob("logs/demo/runs/*/translator/done.json"))
-    record = json.loads(done.read_text())["artifacts"]
-    assert np.isfinite(record["translator_metrics"]["val/cycle_l/ssim"])
-    ckpt = torch.load(record["translator_last"], map_location="cpu", weights_only=True)
+    record = json.loads(done.read_text())["output"]
+    assert np.isfinite(record["metrics"]["val/cycle_l/ssim"])
+    ckpt = torch.load(record["last"], map_location="cpu", weights_only=True)
     # 8 tiles / (2 ranks x batch 2) = 2 batches per rank
     assert int(ckpt["state_dict"]["batches_seen"]) == 2
 
@@ -288,7 +294,7 @@ def test_bf16_mixed_step_is_finite(tmp_path: Path) -> None:
 def test_step_gives_the_published_loops_gradients() -> None:
     """Our D and G losses (no autograd through generators in the D step, fewer generator passes)
     give the same gradients as the published loop on fixed inputs and random draws."""
-    from benchmarks.reference_loop import reference_iteration
+    from reference_loop import reference_iteration
 
     torch.manual_seed(0)
     module = SynDiff(tiny_cfg())

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from axondeepsynth.config import AugmentConfig, DataConfig
 from axondeepsynth.data.folds import kfold
 from axondeepsynth.data.records import Sample
-from axondeepsynth.data.tiles import (
+from axondeepsynth.data.training_tiles import (
     EpochSampler,
     FixedTiles,
     PairedTiles,
@@ -23,6 +23,7 @@ from axondeepsynth.data.tiles import (
     segmentation_augmentation,
 )
 from axondeepsynth.errors import DataError
+from axondeepsynth.lightning_internals import batches_done_this_epoch
 
 
 def _split_val(samples: list[Sample], n_val: int) -> tuple[list[Sample], list[Sample]]:
@@ -58,13 +59,8 @@ class _TileDataModule(pl.LightningDataModule):
         )
 
     def _batches_done(self) -> int:
-        """Batches of the current epoch a resumed run has already trained on: non-zero only when
-        Lightning restored a mid-epoch checkpoint (SIGTERM's `interrupted.ckpt`). Its progress
-        counters are restored before the loaders are built."""
-        if self.trainer is None or not self.trainer.fit_loop.restarting:
-            return 0
-        progress = self.trainer.fit_loop.epoch_loop.batch_progress
-        return 0 if progress.is_last_batch else progress.current.completed
+        """Batches of the current epoch a resumed fit has already trained on (skipped)."""
+        return 0 if self.trainer is None else batches_done_this_epoch(self.trainer)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, train=True)

@@ -10,7 +10,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from axondeepsynth.config import DatasetConfig, DomainConfig
-from axondeepsynth.data import formats, phantoms
+from axondeepsynth.data import layouts, phantoms
 from axondeepsynth.data.records import Sample, load_sample
 from axondeepsynth.data.resample import resample, scale_factor
 from axondeepsynth.errors import DataError
@@ -78,7 +78,7 @@ def _load_dataset(
     cache_dir: Path | None,
     resize: str,
 ) -> list[Sample]:
-    index = formats.scan(Path(cfg.root), cfg.modality)
+    index = layouts.scan(Path(cfg.root), cfg.modality)
     for problem in index.problems:
         log.warning("%s", problem)
     if not index.records:
@@ -88,14 +88,14 @@ def _load_dataset(
             + (f" with modality {cfg.modality}" if cfg.modality else ""),
             f"check the root path and modality; run `python -m axondeepsynth.inspect {cfg.root}`",
         )
-    duplicates = formats.duplicate_names(index)
+    duplicates = layouts.duplicate_names(index)
     if duplicates:
         first, paths = next(iter(duplicates.items()))
         raise DataError(
             paths[1],
             f"{len(duplicates)} sample name(s) taken by several images, e.g. '{first}' by "
             f"{', '.join(map(str, paths))}: their outputs would overwrite each other",
-            formats.DUPLICATE_FIX,
+            layouts.DUPLICATE_FIX,
         )
     samples = []
     for record in tqdm(index.records, desc=f"reading {name} {tag}", unit="img", leave=False):

@@ -1,14 +1,11 @@
 """Image and mask files <-> arrays: the only module that touches pixel files.
 
 Images become float32 gray arrays in [0, 1]; masks stay raw uint8 so that label conventions
-(`labels.py`) decide how to threshold them. Writes are atomic (temporary name, then rename).
+(`labels.py`) decide how to threshold them. Writes are atomic (`axondeepsynth.io`).
 """
 
 from __future__ import annotations
 
-import errno
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +14,8 @@ import numpy as np
 import tifffile
 
 from axondeepsynth.errors import DataError
+from axondeepsynth.io import write_bytes
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 _TIFF = (".tif", ".tiff")
 
@@ -127,39 +123,6 @@ def read_mask(path: Path | str) -> np.ndarray:
     if raw.dtype == np.uint16:
         gray = gray / 257.0
     return np.clip(np.rint(gray), 0, 255).astype(np.uint8)
-
-
-def write_bytes(path: Path | str, data: bytes, durable: bool = False) -> Path:
-    """Atomically write a file: a temporary sibling, renamed onto `path` once complete (and, if
-    `durable`, flushed to disk first, so a crash leaves the old file or the new one, never a
-    torn one). A full disk is a DataError naming the file; the old file stays as it was."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes owner-only files
-        os.replace(tmp, path)
-    except OSError as err:
-        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        raise DataError(
-            path,
-            f"the disk is full ({len(data) / 2**20:.1f} MB to write); nothing was replaced",
-            "free space (or move the run with hydra.run.dir=...), then re-run with ckpt_path=last",
-        ) from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
-
-
-def write_text(path: Path | str, text: str) -> Path:
-    """Atomically write a text file."""
-    return write_bytes(path, text.encode())
 
 
 def write_png(path: Path | str, array: np.ndarray) -> Path:

@@ -28,12 +28,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from axondeepsynth.data import images
-from axondeepsynth.data.formats import bids
+from axondeepsynth import io
+from axondeepsynth.config import PHANTOM_PIXEL_SIZE
 from axondeepsynth.data.labels import AXON, BACKGROUND, MYELIN
+from axondeepsynth.data.layouts import bids
 from axondeepsynth.data.records import Sample
 
-PIXEL_SIZE = 0.04  # µm per pixel; a 256x256 field (10 µm) holds ~30 fibres
+PIXEL_SIZE = PHANTOM_PIXEL_SIZE
 BIDS_VERSION = "1.9.0"
 GENERATOR = "axondeepsynth.phantoms"
 
@@ -300,7 +301,7 @@ def _claim(root: Path, params: dict) -> None:
     elif root.exists() and any(root.iterdir()):
         raise FileExistsError(f"refusing to write a phantom dataset into non-empty {root}")
     else:
-        images.write_text(record, _json(params))
+        io.write_text(record, _json(params))
 
 
 def _description(name: str, dataset_type: str) -> str:
@@ -373,7 +374,7 @@ def write_bids_dataset(
     }
     for name, text in files.items():
         if not (root / name).exists():
-            images.write_text(root / name, text)
+            io.write_text(root / name, text)
     # an image is written after its sidecar and masks, so its presence means the sample is whole
     missing = [
         (i, sample, sub)

@@ -1,4 +1,6 @@
-"""Stages of a run, each reading what earlier stages left in the run directory."""
+"""Stages of a run, in one process: each reads the typed outputs of earlier stages and adds its
+own (`context.Outputs`). Training stages start their own ranks when the trainer has several
+devices (spawned for that stage's fit only); everything else runs once."""
 
 from __future__ import annotations
 
@@ -10,22 +12,18 @@ from pathlib import Path
 from axondeepsynth.config import Config
 from axondeepsynth.errors import AxonDeepSynthError
 from axondeepsynth.pipeline import evaluate, prepare, train_segmenter, train_translator, translate
-from axondeepsynth.pipeline.artifacts import is_launcher_child
 from axondeepsynth.pipeline.context import Run
 from axondeepsynth.pipeline.trainer import logger_files_in
 
 log = logging.getLogger(__name__)
 
-STAGE_FUNCTIONS: dict[str, Callable[[Run], dict]] = {
+STAGE_FUNCTIONS: dict[str, Callable[[Run], None]] = {
     "prepare": prepare.run,
     "train_translator": train_translator.run,
     "translate": translate.run,
     "train_segmenter": train_segmenter.run,
     "evaluate": evaluate.run,
 }
-
-
-RANK_ZERO_ONLY = ("prepare", "evaluate")
 
 
 def check_output_dir(out: Path, min_free_gb: float) -> None:
@@ -59,11 +57,9 @@ def run_stages(cfg: Config) -> float | None:
     if cfg.translator.ckpt_path:  # refused before any stage claims a directory for it
         from axondeepsynth.pipeline.translate import load_translator
 
-        load_translator(cfg.translator.ckpt_path)
+        load_translator(cfg.translator.ckpt_path, sampler=cfg.translator.sampler)
     with logger_files_in(run.out):
         for stage in cfg.stages:
-            if stage in RANK_ZERO_ONLY and is_launcher_child():
-                continue  # a DDP rank re-launched by Lightning only joins the training stages
             log.info("stage %s -> %s", stage, run.out)
-            run.artifacts |= STAGE_FUNCTIONS[stage](run)
-    return run.artifacts.get("objective")
+            STAGE_FUNCTIONS[stage](run)
+    return run.outputs.objective

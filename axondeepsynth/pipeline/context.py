@@ -1,27 +1,67 @@
-"""What the stages of one run share: the config, the run directory, artifacts, decoded domains."""
+"""What the stages of one run share: the config, the run directory, decoded domains, and the
+typed outputs each stage leaves for the next."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 
 from axondeepsynth.config import Config, DatasetConfig, DomainConfig
 from axondeepsynth.data.domain import load_domain
 from axondeepsynth.data.records import Sample
+from axondeepsynth.strategies import STRATEGIES, Strategy
 
 Domain = Literal["L", "U"]
-STRATEGY_TRAIN_SET = {"direct": "L", "adaptation": "L", "tutorship": "L2U", "oracle": "U"}
-STRATEGY_DIRECTION = {"tutorship": "l2u", "adaptation": "u2l"}
+SOURCE: dict[str, Domain] = {"l2u": "L", "u2l": "U"}  # the domain a translation starts from
+
+
+@dataclass
+class TranslatorCheckpoints:
+    """Stage train_translator: the final EMA weights and the best by model.monitor."""
+
+    last: str
+    best: str
+    metrics: dict[str, float] = field(default_factory=dict)  # validation, after training
+    untrained: dict[str, float] = field(default_factory=dict)  # validation, before
+
+
+@dataclass
+class Translation:
+    """Stage translate, one direction: the written dataset(s) and each source image's file."""
+
+    root: str
+    roots: list[str]  # one per dataset of the source domain, named like it
+    checkpoint: str
+    sampler: str
+    files: dict[str, str]  # sample key -> translated image
+
+
+@dataclass
+class SegmenterCheckpoints:
+    """Stage train_segmenter, one training set and fold."""
+
+    last: str
+    best: str  # by the fold's validation Dice
+    val: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Outputs:
+    translator: TranslatorCheckpoints | None = None
+    translations: dict[str, Translation] = field(default_factory=dict)  # by direction
+    segmenters: dict[tuple[str, int], SegmenterCheckpoints] = field(default_factory=dict)
+    results: str | None = None  # results.json of stage evaluate
+    objective: float | None = None  # what a Hydra sweeper optimises
 
 
 @dataclass
 class Run:
     cfg: Config
     out: Path
-    artifacts: dict[str, Any] = field(default_factory=dict)
+    outputs: Outputs = field(default_factory=Outputs)
     _samples: dict[str, list[Sample]] = field(default_factory=dict, repr=False)
 
     @property
@@ -46,11 +86,15 @@ class Run:
         return list(range(seg.k)) if seg.fold == "all" else [int(seg.fold)]
 
     @property
+    def strategies(self) -> list[Strategy]:
+        return [STRATEGIES[name] for name in self.cfg.seg.strategies]
+
+    @property
     def directions(self) -> list[str]:
         """Translations to make: as configured, else those the strategies need."""
         if self.cfg.translator.directions:
-            return self.cfg.translator.directions
-        needed = {STRATEGY_DIRECTION.get(s) for s in self.cfg.seg.strategies}
+            return [str(d) for d in self.cfg.translator.directions]
+        needed = {d for s in self.strategies for d in s.translations}
         return [d for d in ("l2u", "u2l") if d in needed]
 
     def domain_config(self, which: Domain) -> DomainConfig:

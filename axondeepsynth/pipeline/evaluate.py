@@ -1,10 +1,8 @@
 """Stage `evaluate`: pseudo labels for every U image by each strategy and fold, and their Dice.
 
-- direct:     the model trained on L segments U as it is;
-- tutorship:  the model trained on L->U translations segments U;
-- adaptation: the model trained on L segments the U->L translations of U;
-- oracle:     the model trained on U's own labels segments the U images of its held-out fold
-              (the ceiling the others are read against).
+Each strategy (`axondeepsynth/strategies.py`) averages the softmax of its models, each trained
+on its training set and shown its input (U, or U translated into L's look); a strategy trained
+on U's own labels (the oracle) segments only the U images its fold held out.
 Predictions are blended softmax at the working scale, resized to each image's stored size, and
 written in AxonDeepSeg's convention (`<name>_seg-{axon,myelin,axonmyelin}.png`) under
 `pseudo_labels/<strategy>/fold<k>/`, plus an nnU-Net raw export. Dice is computed per image at
@@ -16,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -24,15 +22,15 @@ import numpy as np
 from hydra.utils import instantiate
 from tqdm.auto import tqdm
 
-from axondeepsynth import report
+from axondeepsynth import io, report
 from axondeepsynth.data import images
-from axondeepsynth.data.formats import nnunet
 from axondeepsynth.data.labels import to_masks
-from axondeepsynth.errors import ConfigError
-from axondeepsynth.modules.segmenter import Segmenter, dice_per_class
-from axondeepsynth.pipeline.artifacts import config_hash
-from axondeepsynth.pipeline.context import STRATEGY_DIRECTION, STRATEGY_TRAIN_SET, Run
+from axondeepsynth.data.layouts import nnunet
+from axondeepsynth.pipeline import keys
+from axondeepsynth.pipeline.context import Run
 from axondeepsynth.pipeline.pictures import save_comparison
+from axondeepsynth.strategies import INPUT_TRANSLATION, TRAINING_SETS, Strategy
+from axondeepsynth.training.segmenter import Segmenter, dice_per_class
 
 log = logging.getLogger(__name__)
 CLASSES = ("axon", "myelin")
@@ -46,18 +44,13 @@ def to_shape(probs: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return probs.argmax(0).astype(np.uint8)
 
 
-def strategy_inputs(run: Run, strategy: str) -> list[np.ndarray]:
-    """What the strategy's model sees for each U image (at the working scale)."""
-    if strategy != "adaptation":
+def model_inputs(run: Run, shown: str) -> list[np.ndarray]:
+    """What a model shown `shown` sees for each U image (at the working scale)."""
+    translation = INPUT_TRANSLATION[shown]
+    if translation is None:
         return [s.image for s in run.domain("U")]
-    translated = run.artifacts.get("translated", {}).get(STRATEGY_DIRECTION[strategy])
-    if translated is None:
-        raise ConfigError(
-            "stages",
-            "adaptation needs the U->L translation",
-            "add translate to stages (or reuse a run via translator.dir)",
-        )
-    return [images.read_image(translated["files"][s.key]) for s in run.domain("U")]
+    files = run.outputs.translations[translation].files  # validate() asked for translate
+    return [images.read_image(files[s.key]) for s in run.domain("U")]
 
 
 def _summary(per_image: dict[str, dict[str, float]]) -> dict:
@@ -72,32 +65,46 @@ def _summary(per_image: dict[str, dict[str, float]]) -> dict:
     }
 
 
-def held_out(run: Run, train_set: str, fold: int) -> set[str] | None:
-    """Keys of the U images a fold's model may be scored on: its held-out images when it was
-    trained on U itself (read from the fold's recorded split), else None (all of U)."""
-    if train_set != "U":
+def held_out(run: Run, strategy: Strategy, fold: int) -> set[str] | None:
+    """Keys of the U images a strategy's fold may be scored on: the images its fold held out
+    when it trained on U itself (read from the fold's recorded split), else None (all of U)."""
+    if not strategy.held_out:
         return None
-    split = run.out / "seg" / "U" / f"fold{fold}" / "split.json"
+    (train_set,) = (t for t in strategy.train_sets if TRAINING_SETS[t].labels_from == "U")
+    split = run.out / "seg" / train_set / f"fold{fold}" / "split.json"
     return set(json.loads(split.read_text())["val"])
 
 
-def evaluate_fold(run: Run, strategy: str, fold: int, model: Segmenter) -> dict:
-    """Pseudo-label every U image with one strategy's model; write files; return Dice."""
+def load_models(run: Run, strategy: Strategy, fold: int) -> list[tuple[Segmenter, list]]:
+    """The strategy's models for one fold, each with the inputs it segments."""
+    which = "last" if strategy.held_out else run.cfg.seg.checkpoint  # best: picked on test images
+    models = []
+    for train_set, shown in strategy.models:
+        ckpt = getattr(run.outputs.segmenters[train_set, fold], which)
+        model = Segmenter.load_from_checkpoint(ckpt, map_location=run.device, weights_only=True)
+        models.append((model, model_inputs(run, shown)))
+    return models
+
+
+def evaluate_fold(run: Run, strategy: Strategy, fold: int) -> dict:
+    """Pseudo-label every U image (its held-out ones for the oracle) with one strategy's fold:
+    its models' softmax averaged; write the files; return Dice."""
     cfg, seg = run.cfg, run.cfg.seg
-    out = run.out / "pseudo_labels" / strategy / f"fold{fold}"
-    keep = held_out(run, STRATEGY_TRAIN_SET[strategy], fold)
-    pairs = [
-        (sample, x)
-        for sample, x in zip(
-            run.domain("U", native=True), strategy_inputs(run, strategy), strict=True
-        )
-        if keep is None or sample.key in keep
-    ]
+    out = run.out / "pseudo_labels" / strategy.name / f"fold{fold}"
+    keep = held_out(run, strategy, fold)
+    models = load_models(run, strategy, fold)
     per_image, pseudo, preds = {}, [], {}
     tile, overlap = cfg.seg_tiling()
     batch_size = run.tiles_per_pass(seg.predict_batch_size)
-    for sample, x in tqdm(pairs, desc=f"{strategy} fold {fold}", unit="img"):
-        probs = model.predict_proba(x, tile, overlap, batch_size)
+    chosen = [
+        (i, sample)
+        for i, sample in enumerate(run.domain("U", native=True))
+        if keep is None or sample.key in keep
+    ]
+    for i, sample in tqdm(chosen, desc=f"{strategy.name} fold {fold}", unit="img"):
+        probs = np.mean(
+            [model.predict_proba(x[i], tile, overlap, batch_size) for model, x in models], axis=0
+        )
         pred = to_shape(probs, sample.image.shape)
         for kind, mask in to_masks(pred).items():
             images.write_png(out / f"{sample.key}_seg-{kind}.png", mask)
@@ -107,9 +114,10 @@ def evaluate_fold(run: Run, strategy: str, fold: int, model: Segmenter) -> dict:
             per_image[sample.key] = {
                 k: round(v, 6) for k, v in dice_per_class(pred, sample.labels).items()
             }
-    _save_overlays(run, strategy, fold, preds, per_image)
+    _save_overlays(run, strategy.name, fold, preds, per_image)
     if seg.export_nnunet:
-        nnunet.write(pseudo, out / f"Dataset500_{strategy}", f"{strategy} pseudo labels")
+        name = {"Name": f"{strategy.name} pseudo labels"}
+        nnunet.write(pseudo, out / f"Dataset500_{strategy.name}", None, name)
     return _summary(per_image)
 
 
@@ -129,45 +137,29 @@ def _save_overlays(
         save_comparison(run.out / "overlays" / name, sample.image, sample.labels, pred)
 
 
-def run(run: Run) -> dict:
-    cfg, seg = run.cfg, run.cfg.seg
-    checkpoints = run.artifacts.get("segmenters", {})
-    strategies = {}
-    for strategy in seg.strategies:
-        folds = {}
-        for fold in run.folds:
-            ckpt = checkpoints.get(f"{STRATEGY_TRAIN_SET[strategy]}/fold{fold}")
-            if isinstance(ckpt, dict):  # the oracle's best would be picked on its test images
-                ckpt = ckpt["last" if strategy == "oracle" else seg.checkpoint]
-            if ckpt is None:
-                raise ConfigError(
-                    "stages",
-                    f"no segmenter for {strategy} fold {fold}",
-                    "add train_segmenter to stages",
-                )
-            model = Segmenter.load_from_checkpoint(ckpt, map_location=run.device, weights_only=True)
-            folds[str(fold)] = evaluate_fold(run, strategy, fold, model)
-        strategies[strategy] = {"train_set": STRATEGY_TRAIN_SET[strategy], "folds": folds}
+def run(run: Run) -> None:
+    cfg = run.cfg
+    strategies = {
+        strategy.name: {
+            "train_set": "+".join(strategy.train_sets),
+            "folds": {str(fold): evaluate_fold(run, strategy, fold) for fold in run.folds},
+        }
+        for strategy in run.strategies
+    }
     results = {
         "task_name": cfg.task_name,
         "run_dir": str(run.out),
-        "config_hash": config_hash(
-            asdict(cfg.data),
-            cfg.model.identity(),
-            asdict(cfg.trainer),
-            {**asdict(seg), "fold": None},
-            cfg.seed,
-        ),  # folds share it
+        "config_hash": keys.results(cfg),  # the folds of a sweep share it
         "source": _domain_name(run, "L"),
         "target": _domain_name(run, "U"),
         "data": {
             w: {"root": run.domain_config(w).describe(), "n_images": len(run.domain(w))}
             for w in ("L", "U")
         },
-        "translation": run.artifacts.get("translator_metrics", {}),
+        "translation": run.outputs.translator.metrics if run.outputs.translator else {},
         "strategies": strategies,
     }
-    images.write_text(run.out / "results.json", json.dumps(results, indent=2))
+    io.write_text(run.out / "results.json", json.dumps(results, indent=2))
     rows = report.aggregate([results | {"path": str(run.out / "results.json")}])
     if rows:
         publish(run, rows)
@@ -176,18 +168,15 @@ def run(run: Run) -> dict:
             "U has no labels: pseudo labels are in %s, there is no Dice to report",
             run.out / "pseudo_labels",
         )
-    # the sweep objective: mean axon Dice of the table's first row
-    return {
-        "results": str(run.out / "results.json"),
-        "objective": rows[0]["axon_mean"] if rows else None,
-    }
+    run.outputs.results = str(run.out / "results.json")
+    run.outputs.objective = rows[0]["axon_mean"] if rows else None  # the sweep's objective
 
 
 def publish(run: Run, rows: list[dict]) -> None:
     """Print the paper's table, save its chart, and send both (and overlays) to W&B."""
     log.info("pseudo-label Dice on U (%s):\n%s", run.out, report.markdown(rows))
     chart = run.out / "dice.png"
-    images.write_bytes(chart, report.chart(rows))
+    io.write_bytes(chart, report.chart(rows))
     wandb_confs = [c for c in run.cfg.logger.values() if "Wandb" in c.get("_target_", "")]
     for conf in wandb_confs:
         logger = instantiate(conf, save_dir=str(run.out))

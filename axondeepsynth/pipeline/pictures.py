@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from axondeepsynth.data.images import write_bytes
 from axondeepsynth.data.labels import AXON, MYELIN
+from axondeepsynth.io import write_bytes
 
 COLOURS = {MYELIN: (0.15, 0.45, 1.0), AXON: (1.0, 0.35, 0.1)}  # RGB: myelin blue, axon orange
 

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
+from axondeepsynth import io
 from axondeepsynth.data import images
 from axondeepsynth.data.labels import to_axonmyelin
 from axondeepsynth.data.records import Sample
 from axondeepsynth.errors import DataError
 from axondeepsynth.pipeline.context import Run
+from axondeepsynth.strategies import TRAINING_SETS
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +60,12 @@ def check_labels(run: Run, summary: dict) -> None:
     """Stop before any training when a configured strategy needs labels a domain lacks."""
     if "train_segmenter" not in run.cfg.stages:
         return
-    needs = {"L": set(run.cfg.seg.strategies) - {"oracle"}, "U": {"oracle"}}
     for name, info in summary.items():
-        wanted = sorted(needs[name] & set(run.cfg.seg.strategies))
+        wanted = [
+            s.name
+            for s in run.strategies
+            if any(TRAINING_SETS[t].labels_from == name for t in s.train_sets)
+        ]
         if wanted and info["n_labelled"] == 0:
             domain = run.domain_config(name)
             roots = " ".join(str(d.root) for d in domain.datasets())  # inspect's arguments
@@ -72,7 +77,7 @@ def check_labels(run: Run, summary: dict) -> None:
             )
 
 
-def run(run: Run) -> dict:
+def run(run: Run) -> None:
     """Load L (and U when configured) and write `data_summary.json` + `data_preview.png`."""
     u = run.cfg.data.unlabeled
     names = ["L"] + (["U"] if u.sets or u.root not in ("???", "", None) else [])
@@ -82,7 +87,7 @@ def run(run: Run) -> dict:
         for name, samples in domains.items()
     }
     check_labels(run, summary)
-    images.write_text(run.out / "data_summary.json", json.dumps(summary, indent=2))
+    io.write_text(run.out / "data_summary.json", json.dumps(summary, indent=2))
     preview(domains, run.out / "data_preview.png")
     for name, info in summary.items():
         log.info(
@@ -92,4 +97,3 @@ def run(run: Run) -> dict:
             info["n_labelled"],
             info["config"]["root"],
         )
-    return {}

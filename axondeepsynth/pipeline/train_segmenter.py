@@ -1,14 +1,14 @@
 """Stage `train_segmenter`: train the segmentation proxy on each training set and fold.
 
-Training sets: `L` (real labelled images; used by direct and adaptation), `L2U` (L translated
-into U's look, carrying L's labels; used by tutorship) and `U` (U's own labelled images; used by
-the oracle, scored on its held-out fold). Folds split each set by subject.
+The training sets are those of the chosen strategies (`strategies.TRAINING_SETS`): `L` (real
+labelled images), `L2U` (L translated into U's look, carrying L's labels) and `U` (U's own
+labelled images, for the oracle, scored on its held-out fold). Folds split each set by subject.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -16,28 +16,25 @@ import pytorch_lightning as pl
 from axondeepsynth.data.datamodules import SegmentationDataModule
 from axondeepsynth.data.records import Sample
 from axondeepsynth.errors import ConfigError
-from axondeepsynth.modules.segmenter import Segmenter
-from axondeepsynth.pipeline.artifacts import config_hash, once
-from axondeepsynth.pipeline.context import STRATEGY_TRAIN_SET, Run
+from axondeepsynth.pipeline import keys
+from axondeepsynth.pipeline.context import Run, SegmenterCheckpoints
+from axondeepsynth.pipeline.stage_dir import once
 from axondeepsynth.pipeline.trainer import build_trainer, resume_from
+from axondeepsynth.strategies import TRAINING_SETS
+from axondeepsynth.training.segmenter import Segmenter
 
 log = logging.getLogger(__name__)
 
 
 def training_samples(run: Run, train_set: str) -> tuple[list[Sample], str]:
     """The labelled samples of a training set and a string naming where they came from."""
-    if train_set in ("L", "U"):
-        samples, origin = run.domain(train_set), run.domain_config(train_set).describe()
-    else:
-        translated = run.artifacts.get("translated", {}).get("l2u")
-        if translated is None:
-            raise ConfigError(
-                "stages",
-                "tutorship needs the L->U translation",
-                "add translate to stages (or reuse a run via translator.dir)",
-            )
-        roots = translated.get("roots", [translated["root"]])
-        samples, origin = run.dataset(roots, "L2U"), ", ".join(roots)
+    kind = TRAINING_SETS[train_set]
+    if kind.translation is None:
+        samples = run.domain(kind.labels_from)
+        origin = run.domain_config(kind.labels_from).describe()
+    else:  # validate() put the translate stage before this one
+        roots = run.outputs.translations[kind.translation].roots
+        samples, origin = run.dataset(roots, train_set), ", ".join(roots)
     labelled = [s for s in samples if s.labels is not None]
     if len(labelled) < len(samples):
         log.warning(
@@ -47,13 +44,12 @@ def training_samples(run: Run, train_set: str) -> tuple[list[Sample], str]:
             len(samples),
         )
     if not labelled:
-        key = "data.unlabeled" if train_set == "U" else "data.labeled"
+        users = [s.name for s in run.strategies if train_set in s.train_sets]
         raise ConfigError(
-            key,
+            "data.unlabeled" if kind.labels_from == "U" else "data.labeled",
             f"no labelled images in {origin}",
-            "the oracle needs U's own *_seg-axon/myelin masks: drop it from seg.strategies"
-            if train_set == "U"
-            else "domain L needs *_seg-axon/myelin masks",
+            f"{', '.join(users)} train on domain {kind.labels_from}'s *_seg-axon/myelin masks: "
+            "add them or drop these from seg.strategies",
         )
     k = run.cfg.seg.k
     if k > 1 and len(labelled) < k:
@@ -65,24 +61,21 @@ def training_samples(run: Run, train_set: str) -> tuple[list[Sample], str]:
     return labelled, origin
 
 
-def run(run: Run) -> dict:
-    cfg, seg = run.cfg, run.cfg.seg
-    checkpoints = dict(run.artifacts.get("segmenters", {}))
-    for train_set in dict.fromkeys(STRATEGY_TRAIN_SET[s] for s in seg.strategies):
+def run(run: Run) -> None:
+    train_sets = dict.fromkeys(t for strategy in run.strategies for t in strategy.train_sets)
+    for train_set in train_sets:
         samples, origin = training_samples(run, train_set)
         for fold in run.folds:
             root = run.out / "seg" / train_set / f"fold{fold}"
-            key = config_hash(
-                origin, asdict(cfg.data), asdict(seg), asdict(cfg.trainer), cfg.seed, fold
+            run.outputs.segmenters[train_set, fold] = once(
+                root,
+                keys.segmenter(run.cfg, origin, fold),
+                lambda s=samples, f=fold, r=root: _train(run, s, f, r),
+                SegmenterCheckpoints,
             )
-            done = once(
-                root, key, lambda s=samples, f=fold, r=root: _train(run, s, f, r), distributed=True
-            )
-            checkpoints[f"{train_set}/fold{fold}"] = done["checkpoint"]
-    return {"segmenters": checkpoints}
 
 
-def _train(run: Run, samples: list[Sample], fold: int, root: Path) -> dict:
+def _train(run: Run, samples: list[Sample], fold: int, root: Path) -> SegmenterCheckpoints:
     cfg, seg = run.cfg, run.cfg.seg
     pl.seed_everything(cfg.seed + fold, workers=True, verbose=False)
     data = replace(
@@ -108,4 +101,4 @@ def _train(run: Run, samples: list[Sample], fold: int, root: Path) -> dict:
         fold,
         val.get("val/dice_mean", float("nan")),
     )
-    return {"checkpoint": {"best": best, "last": last}, "val": val}
+    return SegmenterCheckpoints(last=last, best=best, val=val)

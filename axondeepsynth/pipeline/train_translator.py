@@ -1,4 +1,4 @@
-"""Stage `train_translator`: fit SynDiff (or CycleGAN) on unpaired L/U tiles.
+"""Stage `train_translator`: fit the configured translator (`model.name`) on unpaired L/U tiles.
 
 Trained once per translator directory (`translator.dir`, shared across a sweep's jobs). The
 untrained model is scored first, so the record shows what training bought.
@@ -7,58 +7,60 @@ untrained model is scored first, so the record shows what training bought.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
 from pathlib import Path
+
+import pytorch_lightning as pl
 
 from axondeepsynth.config import Config
 from axondeepsynth.data.datamodules import TranslationDataModule
-from axondeepsynth.modules.translator import SynDiff
-from axondeepsynth.pipeline.artifacts import config_hash, once
-from axondeepsynth.pipeline.context import Run
+from axondeepsynth.pipeline import keys
+from axondeepsynth.pipeline.context import Run, TranslatorCheckpoints
+from axondeepsynth.pipeline.stage_dir import once
 from axondeepsynth.pipeline.trainer import build_trainer, resume_from
+from axondeepsynth.training import translators
 
 log = logging.getLogger(__name__)
 
 
-def run(run: Run) -> dict:
+def run(run: Run) -> None:
     cfg = run.cfg
     if cfg.translator.ckpt_path:
         log.info("using the given translator %s", cfg.translator.ckpt_path)
         path = cfg.translator.ckpt_path
-        return {"translator_best": path, "translator_last": path}
-    key = config_hash(asdict(cfg.data), cfg.model.identity(), asdict(cfg.trainer), cfg.seed)
-    return once(run.translator_dir, key, lambda: _train(run, run.translator_dir), distributed=True)
+        run.outputs.translator = TranslatorCheckpoints(last=path, best=path)
+        return
+    run.outputs.translator = once(
+        run.translator_dir,
+        keys.translator(cfg),
+        lambda: _train(run, run.translator_dir),
+        TranslatorCheckpoints,
+    )
+    run.outputs.objective = run.outputs.translator.metrics.get(cfg.model.monitor)
 
 
-def _train(run: Run, root: Path) -> dict:
+def _train(run: Run, root: Path) -> TranslatorCheckpoints:
     cfg = run.cfg
     dm = TranslationDataModule(cfg.data, cfg.seed, run.domain("L"), run.domain("U"))
-    module = SynDiff(cfg.model, paired_val=cfg.data.paired, seed=cfg.seed)
+    module = translators.build(cfg.model, paired_val=cfg.data.paired, seed=cfg.seed)
     resume = resume_from(root / "checkpoints") if cfg.ckpt_path == "last" else cfg.ckpt_path
     untrained = _validate(cfg, root, module, dm) if resume is None else {}
     trainer = build_trainer(cfg, root, cfg.model.monitor, cfg.model.monitor_mode)
     trainer.fit(module, dm, ckpt_path=resume, weights_only=True)
     final = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-    best = trainer.checkpoint_callback.best_model_path
-    last = root / "checkpoints" / "last.ckpt"  # spawned ranks do not report it back
+    last = str(root / "checkpoints" / "last.ckpt")
+    best = trainer.checkpoint_callback.best_model_path or last
     monitor = cfg.model.monitor
     log.info(
         "translator: %s = %.4f (untrained %.4f); checkpoint %s",
         monitor,
         final.get(monitor, float("nan")),
         untrained.get(monitor, float("nan")),
-        best or last,
+        best,
     )
-    return {
-        "translator_best": best or str(last),  # by model.monitor
-        "translator_last": str(last),  # the final EMA weights
-        "translator_metrics": final,
-        "translator_untrained": untrained,
-        "objective": final.get(monitor),
-    }
+    return TranslatorCheckpoints(last=last, best=best, metrics=final, untrained=untrained)
 
 
-def _validate(cfg: Config, root: Path, module: SynDiff, dm: TranslationDataModule) -> dict:
+def _validate(cfg: Config, root: Path, module: pl.LightningModule, dm) -> dict[str, float]:
     """Validation metrics of the freshly initialised model (single process, no logging)."""
     trainer = build_trainer(
         cfg, root / "untrained", logger=False, devices=1, strategy="auto", enable_progress_bar=False

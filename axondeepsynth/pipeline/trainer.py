@@ -21,7 +21,9 @@ from pytorch_lightning.plugins import TorchCheckpointIO
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from axondeepsynth.config import Config
-from axondeepsynth.data.images import write_bytes
+from axondeepsynth.errors import ConfigError
+from axondeepsynth.io import write_bytes
+from axondeepsynth.lightning_internals import relaunches_script
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +135,7 @@ def build_trainer(
         interrupted = StopCheckpoint(root / "checkpoints", filename="interrupted")
         callbacks += [best, last, interrupted, CtrlCAsSigterm()]  # checkpoint_callback: best
     kwargs = {k: v for k, v in asdict(cfg.trainer).items() if v is not None}
-    kwargs |= {
+    kwargs |= {  # OWNED_BY_STAGE in the schema
         "default_root_dir": str(root),
         "logger": [instantiate(conf, save_dir=str(root)) for conf in cfg.logger.values()] or False,
         "callbacks": callbacks,
@@ -141,4 +143,12 @@ def build_trainer(
         "use_distributed_sampler": False,  # our EpochSampler splits indices across ranks
         "plugins": [AtomicCheckpointIO()],
     }
-    return pl.Trainer(**(kwargs | overrides))
+    trainer = pl.Trainer(**(kwargs | overrides))
+    if relaunches_script(trainer):
+        raise ConfigError(
+            "trainer.strategy",
+            f"'{cfg.trainer.strategy}' on {cfg.trainer.devices} devices starts each extra rank by "
+            "re-running the whole command; the pipeline runs once and starts its ranks per stage",
+            "use trainer=ddp (trainer.strategy=ddp_spawn_find_unused_parameters_true)",
+        )
+    return trainer

@@ -8,58 +8,55 @@ L->U (tutorship) translates the labelled images and carries their labels across;
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
+import pytorch_lightning as pl
 import torch
 from tqdm.auto import tqdm
 
-from axondeepsynth.data import formats, tiling
+from axondeepsynth.data import layouts, stitch
 from axondeepsynth.data.domain import dataset_tags
 from axondeepsynth.data.records import Sample
 from axondeepsynth.errors import ConfigError
-from axondeepsynth.modules.translator import SynDiff
-from axondeepsynth.pipeline.artifacts import config_hash, once
-from axondeepsynth.pipeline.context import Run
+from axondeepsynth.pipeline import keys
+from axondeepsynth.pipeline.context import SOURCE, Run, Translation
+from axondeepsynth.pipeline.stage_dir import once
+from axondeepsynth.training import translators
 
 log = logging.getLogger(__name__)
-SOURCE = {"l2u": "L", "u2l": "U"}
 
 
 def load_translator(
-    path: str | Path, device: torch.device | str = "cpu", compile: bool = False
-) -> SynDiff:
-    """A trained translator from a Lightning checkpoint (loaded with weights_only=True), with
-    its generators compiled for inference when asked."""
-    if not Path(path).is_file():
+    path: str | Path,
+    device: torch.device | str = "cpu",
+    compile: bool = False,
+    sampler: str | None = None,
+) -> pl.LightningModule:
+    """A trained translator of any registered kind from its checkpoint, refused with one line
+    when unreadable or without the `sampler` asked for; its networks compiled when asked."""
+    module = translators.load(path, device)
+    if sampler is not None and sampler not in module.samplers:
         raise ConfigError(
-            "translator.ckpt_path",
-            f"checkpoint {path} not found",
-            "point it at a translator/checkpoints/*.ckpt of an earlier run",
+            "translator.sampler",
+            f"the translator in {path} ({module.cfg.name}) has no {sampler} sampler",
+            f"use translator.sampler={' or '.join(module.samplers)}",
         )
-    try:
-        module = SynDiff.load_from_checkpoint(path, map_location=device, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - truncated, foreign, pickled code: all refused alike
-        reason = f"{type(err).__name__}: {err}".splitlines()[0][:160]
-        raise ConfigError(
-            "translator.ckpt_path",
-            f"{path} is not a readable translator checkpoint ({reason})",
-            "point it at translator/checkpoints/last.ckpt (or best-*.ckpt) of an earlier run",
-        ) from None
-    return compile_generators(module.eval()) if compile else module.eval()
+    return compile_networks(module) if compile else module
 
 
-def compile_generators(module: SynDiff) -> SynDiff:
-    """Compile the EMA generators with inductor, their weights frozen as constants (folded and
-    pre-packed for the convolution library). Static shapes: a new tile batch size compiles once."""
-    nets = module.G_ema.module
+def compile_networks(module: pl.LightningModule) -> pl.LightningModule:
+    """Compile the translator's inference networks with inductor, their weights frozen as
+    constants (folded and pre-packed for the convolution library). Static shapes: a new tile
+    batch size compiles once."""
+    nets = module.inference_networks()
     for name in list(nets):
         nets[name] = torch.compile(nets[name], dynamic=False, options={"freezing": True})
     return module
 
 
 def translate_sample(
-    module: SynDiff,
+    module: pl.LightningModule,
     sample: Sample,
     direction: str,
     tile: int,
@@ -81,7 +78,7 @@ def translate_sample(
             return module.translate(x, direction, sampler, gen).float()
 
     with torch.inference_mode():
-        image = tiling.sliding_window(
+        image = stitch.sliding_window(
             sample.image,
             translate,
             tile,
@@ -94,41 +91,21 @@ def translate_sample(
     return replace(sample, image=image[0].clip(0.0, 1.0))
 
 
-def run(run: Run) -> dict:
-    cfg, t = run.cfg, run.cfg.translator
-    ckpt = t.ckpt_path or run.artifacts.get(f"translator_{t.checkpoint}")
-    if not ckpt:
-        raise ConfigError(
-            "translator.ckpt_path",
-            "no translator to use",
-            "add train_translator to stages or pass translator.ckpt_path=...",
-        )
+def run(run: Run) -> None:
+    t = run.cfg.translator
+    ckpt = t.ckpt_path or getattr(run.outputs.translator, t.checkpoint)
     batch_size = run.tiles_per_pass(t.batch_size)
-    translated = {}
     for direction in run.directions:
         root = run.translator_dir / "translate" / direction
-        key = config_hash(
-            t.precision,
-            t.compile,
-            batch_size,  # the batch shapes the noise stream of the diffusive sampler
-            str(ckpt),
-            direction,
-            t.sampler,
-            t.seed,
-            cfg.data.tile_size,
-            cfg.data.tile_overlap,
-            asdict(run.domain_config(SOURCE[direction])),
-            cfg.data.target_pixel_size,
-        )
-        translated[direction] = once(
+        run.outputs.translations[direction] = once(
             root,
-            key,
+            keys.translation(run.cfg, ckpt, direction, batch_size),
             lambda d=direction, r=root: _translate(run, str(ckpt), d, r, batch_size),
-        )["translated"]
-    return {"translated": run.artifacts.get("translated", {}) | translated}
+            Translation,
+        )
 
 
-def _translate(run: Run, ckpt: str, direction: str, root: Path, batch_size: int) -> dict:
+def _translate(run: Run, ckpt: str, direction: str, root: Path, batch_size: int) -> Translation:
     """Translate every image of the source domain; write each of its datasets in that dataset's
     layout, under `root` (one dataset) or `root/<tag>` (several)."""
     cfg, t = run.cfg, run.cfg.translator
@@ -137,25 +114,26 @@ def _translate(run: Run, ckpt: str, direction: str, root: Path, batch_size: int)
     target_cfg = run.domain_config("U" if SOURCE[direction] == "L" else "L")
     samples = run.domain(SOURCE[direction])
     tile, overlap = cfg.data.tile_size, cfg.data.tile_overlap
-    n_tiles = sum(tiling.count(s.image.shape, tile, overlap) for s in samples)
+    n_tiles = sum(stitch.count(s.image.shape, tile, overlap) for s in samples)
     position = {s.key: i for i, s in enumerate(samples)}  # seeds the sampler per image
     target = target_cfg.modality
     description = {
         "GeneratedBy": [
             {
                 "Name": "axondeepsynth",
-                "Description": f"SynDiff {direction} translation of {source_cfg.describe()}",
+                "Description": f"{module.cfg.name} {direction} translation of "
+                f"{source_cfg.describe()}",
                 "Checkpoint": ckpt,
             }
         ]
     }
 
-    def outputs(subset: list[Sample], out: Path, layout: str, bar: tqdm):
+    def outputs(subset: list[Sample], out: Path, layout: layouts.Layout, bar: tqdm):
         """Translated samples, lazily; those an interrupted run already wrote come back as
         image=None and are not translated again."""
         for s in subset:
-            if formats.image_path(s, out, layout, target).is_file():
-                bar.update(tiling.count(s.image.shape, tile, overlap))
+            if layout.image_path(s, out, target).is_file():
+                bar.update(stitch.count(s.image.shape, tile, overlap))
                 yield replace(s, image=None)
             else:
                 yield translate_sample(
@@ -176,19 +154,15 @@ def _translate(run: Run, ckpt: str, direction: str, root: Path, batch_size: int)
         for tag, dataset in zip(dataset_tags(source_cfg), source_cfg.datasets(), strict=True):
             subset = [s for s in samples if s.dataset == tag]
             out = root / tag if tag else root
-            layout = formats.detect_layout(Path(dataset.root))
-            paths = formats.write(
-                outputs(subset, out, layout, bar), out, layout, target, description
-            )
+            layout = layouts.detect(Path(dataset.root))  # it was read, so it has one
+            paths = layout.write(outputs(subset, out, layout, bar), out, target, description)
             files |= {s.key: str(p) for s, p in zip(subset, paths, strict=True)}
             roots.append(str(out))
     log.info("translated %d images %s -> %s", len(samples), direction, root)
-    return {
-        "translated": {
-            "root": str(root),
-            "roots": roots,
-            "checkpoint": ckpt,
-            "sampler": t.sampler or module.cfg.sampler,
-            "files": files,
-        }
-    }
+    return Translation(
+        root=str(root),
+        roots=roots,
+        checkpoint=ckpt,
+        sampler=str(t.sampler or module.cfg.sampler),
+        files=files,
+    )

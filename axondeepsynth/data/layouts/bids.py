@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
+from axondeepsynth import io
 from axondeepsynth.data import images
 from axondeepsynth.data.images import IMAGE_SUFFIXES
 from axondeepsynth.data.labels import to_masks
@@ -193,18 +194,33 @@ def scan(root: Path, modality: str | None = None) -> DatasetIndex:
     return index
 
 
+def detect(root: Path) -> bool:
+    """A dataset description or subject folders with micr/ (AxonDeepSeg folders may be named
+    sub-* too, but hold no micr/)."""
+    micr = any(root.glob("sub-*/micr")) or any(root.glob("sub-*/ses-*/micr"))
+    return (root / "dataset_description.json").is_file() or micr
+
+
 def write(
-    samples: Iterable[Sample], root: Path, modality: str | None, description: dict
+    samples: Iterable[Sample],
+    root: Path,
+    modality: str | None = None,
+    description: dict | None = None,
 ) -> list[Path]:
     """Write samples as a BIDS microscopy dataset (labels under derivatives/labels).
 
     Each name's modality suffix is replaced by `modality`; `description` is merged into
     `dataset_description.json` (e.g. GeneratedBy). Returns the image paths in sample order.
     """
-    images.write_text(
+    io.write_text(
         root / "dataset_description.json",
         json.dumps(
-            {"Name": root.name, "BIDSVersion": "1.9.0", "DatasetType": "derivative", **description},
+            {
+                "Name": root.name,
+                "BIDSVersion": "1.9.0",
+                "DatasetType": "derivative",
+                **(description or {}),
+            },
             indent=2,
         ),
     )
@@ -214,7 +230,7 @@ def write(
         paths.append(path)
         if s.image is None:
             continue  # written by an interrupted run (the image file is always written last)
-        images.write_text(
+        io.write_text(
             path.with_suffix(".json"),
             json.dumps({"PixelSize": [s.pixel_size, s.pixel_size], "PixelSizeUnits": "um"}),
         )
@@ -226,7 +242,7 @@ def write(
     return paths
 
 
-def image_path(sample: Sample, root: Path, modality: str | None) -> Path:
+def image_path(sample: Sample, root: Path, modality: str | None = None) -> Path:
     """Where `write` puts a sample's image."""
     return root / sample.subject / "micr" / f"{rename(sample.name, modality)}.png"
 

@@ -8,20 +8,13 @@ discretised to T steps; index 0 of the forward coefficients is a near-zero step 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
+from axondeepsynth.nets.config import DiffusionConfig
+
 EPS_SMALL = 1e-3
-
-
-@dataclass
-class DiffusionConfig:
-    num_timesteps: int = 4
-    beta_min: float = 0.1
-    beta_max: float = 20.0
-    use_geometric: bool = False
 
 
 def betas_schedule(cfg: DiffusionConfig) -> Tensor:

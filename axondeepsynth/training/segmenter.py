@@ -14,7 +14,6 @@ counts as perfect instead of being dropped or scored 0.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
 
 import numpy as np
 import pytorch_lightning as pl
@@ -22,13 +21,13 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
-from axondeepsynth.config import SegmenterConfig, structured
+from axondeepsynth.config import SegmenterConfig, plain, structured
 from axondeepsynth.data.labels import AXON, MYELIN
-from axondeepsynth.data.tiles import intensity_stats
-from axondeepsynth.data.tiling import sliding_window
+from axondeepsynth.data.stitch import sliding_window
+from axondeepsynth.data.training_tiles import intensity_stats
 from axondeepsynth.errors import check_finite
-from axondeepsynth.models.losses import deep_supervision_loss
-from axondeepsynth.models.unet import UNet
+from axondeepsynth.nets.losses import deep_supervision_loss
+from axondeepsynth.nets.unet import UNet
 
 EVAL_CLASSES = {"myelin": MYELIN, "axon": AXON}
 FLIPS: list[tuple[int, ...]] = [(), (-1,), (-2,), (-2, -1)]  # identity, h, v, both
@@ -60,7 +59,7 @@ class Segmenter(pl.LightningModule):
             # models saved before per-image normalisation mapped [0, 1] to [-1, 1]
             cfg = structured(SegmenterConfig, {"normalize": "fixed", **cfg})
         self.cfg = cfg or SegmenterConfig()
-        self.save_hyperparameters({"cfg": asdict(self.cfg)})  # plain types: weights_only loads
+        self.save_hyperparameters({"cfg": plain(self.cfg)})
         self.net = UNet(self.cfg.unet)
         self.val_dice = nn.ModuleDict({name: MeanMetric() for name in EVAL_CLASSES})
 

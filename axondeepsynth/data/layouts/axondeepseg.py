@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from axondeepsynth import io
 from axondeepsynth.data import images
 from axondeepsynth.data.images import IMAGE_SUFFIXES
 from axondeepsynth.data.labels import to_masks
@@ -77,7 +78,19 @@ def scan(root: Path, modality: str | None = None) -> DatasetIndex:
     return index
 
 
-def write(samples: Iterable[Sample], root: Path) -> list[Path]:
+def detect(root: Path) -> bool:
+    """Any image file under `root`: AxonDeepSeg folders have no marker file of their own."""
+    return any(
+        p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") for p in root.rglob("*")
+    )
+
+
+def write(
+    samples: Iterable[Sample],
+    root: Path,
+    modality: str | None = None,
+    description: dict | None = None,
+) -> list[Path]:
     """One AxonDeepSeg folder per sample (grouped by subject): image.png, pixel size file and
     its masks."""
     paths = []
@@ -86,7 +99,7 @@ def write(samples: Iterable[Sample], root: Path) -> list[Path]:
         paths.append(path)
         if s.image is None:
             continue  # written by an interrupted run (the image file is always written last)
-        images.write_text(path.parent / PIXEL_SIZE_FILE, f"{s.pixel_size:.6g}\n")
+        io.write_text(path.parent / PIXEL_SIZE_FILE, f"{s.pixel_size:.6g}\n")
         if s.labels is not None:
             for kind, mask in to_masks(s.labels).items():
                 images.write_png(path.parent / f"image_seg-{kind}.png", mask)
@@ -94,7 +107,7 @@ def write(samples: Iterable[Sample], root: Path) -> list[Path]:
     return paths
 
 
-def image_path(sample: Sample, root: Path) -> Path:
+def image_path(sample: Sample, root: Path, modality: str | None = None) -> Path:
     """Where `write` puts a sample's image: `<subject>/<name>/image.png`, so that reading the
     folder back gives the same subjects (k-fold splits by them)."""
     subject = () if sample.subject == sample.name else (sample.subject,)

@@ -8,13 +8,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from axondeepsynth.models.layers import (
+from axondeepsynth.nets.config import PatchDiscriminatorConfig, TimeDiscriminatorConfig
+from axondeepsynth.nets.layers import (
     FirDownsample,
     Recomputable,
     conv2d,
@@ -24,22 +24,6 @@ from axondeepsynth.models.layers import (
 )
 
 SLOPE = 0.2  # leaky-ReLU negative slope of both discriminators
-
-
-@dataclass
-class TimeDiscriminatorConfig:
-    """Sizes of the time-conditioned discriminator; defaults are SynDiff's (256x256 images).
-
-    Widths are ``ngf * ch_mult[i]``: the first is the 1x1 input conv, each further entry a
-    downsampling block, so the image side must be divisible by ``2 ** (len(ch_mult) - 1)``.
-    """
-
-    in_channels: int = 2  # x_t and x_tp1, one channel each
-    ngf: int = 64
-    ch_mult: tuple[int, ...] = (2, 4, 8, 8, 8, 8, 8)
-    t_emb_dim: int = 256
-    fir_kernel: tuple[int, ...] = (1, 3, 3, 1)
-    stddev_group: int = 4  # minibatch-stddev group size; the batch must divide into groups
 
 
 class DownBlock(Recomputable):
@@ -105,15 +89,6 @@ class TimeDiscriminator(nn.Module):
         h = minibatch_stddev(h, self.cfg.stddev_group)
         h = F.leaky_relu(self.conv_out(h), SLOPE)
         return self.linear_out(h.sum(dim=(2, 3)))
-
-
-@dataclass
-class PatchDiscriminatorConfig:
-    """Sizes of the PatchGAN discriminator; defaults are SynDiff's (``define_D()``)."""
-
-    in_channels: int = 1
-    ndf: int = 64
-    n_layers: int = 3
 
 
 class PatchDiscriminator(nn.Module):

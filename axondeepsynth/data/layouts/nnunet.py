@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
+from axondeepsynth import io
 from axondeepsynth.data import images
 from axondeepsynth.data.labels import AXON, CLASS_NAMES, MYELIN
 from axondeepsynth.data.records import (
@@ -110,8 +111,18 @@ def scan(root: Path, modality: str | None = None) -> DatasetIndex:
     return index
 
 
-def write(samples: Iterable[Sample], root: Path, name: str) -> list[Path]:
-    """Write samples as an nnU-Net raw dataset (labelled ones to Tr, the rest to Ts)."""
+def detect(root: Path) -> bool:
+    return (root / "dataset.json").is_file() and (root / "imagesTr").is_dir()
+
+
+def write(
+    samples: Iterable[Sample],
+    root: Path,
+    modality: str | None = None,
+    description: dict | None = None,
+) -> list[Path]:
+    """Write samples as an nnU-Net raw dataset (labelled ones to Tr, the rest to Ts), named
+    by `description["Name"]` (default: the folder's name)."""
     root.mkdir(parents=True, exist_ok=True)
     sizes, subjects, n_train, paths = {}, {}, 0, []
     for sample in samples:
@@ -125,7 +136,7 @@ def write(samples: Iterable[Sample], root: Path, name: str) -> list[Path]:
         n_train += labelled
         sizes[sample.name], subjects[sample.name] = sample.pixel_size, sample.subject
     meta = {
-        "name": name,
+        "name": (description or {}).get("Name", root.name),
         "channel_names": {"0": "microscopy"},
         "labels": {CLASS_NAMES[v]: v for v in sorted(CLASS_NAMES)},
         "numTraining": n_train,
@@ -133,11 +144,11 @@ def write(samples: Iterable[Sample], root: Path, name: str) -> list[Path]:
         "pixel_size_um": sizes,
         "subjects": subjects,
     }
-    images.write_text(root / "dataset.json", json.dumps(meta, indent=2))
+    io.write_text(root / "dataset.json", json.dumps(meta, indent=2))
     return paths
 
 
-def image_path(sample: Sample, root: Path) -> Path:
+def image_path(sample: Sample, root: Path, modality: str | None = None) -> Path:
     """Where `write` puts a sample's image (labelled ones go to Tr, the others to Ts)."""
     folder = "imagesTr" if sample.labels is not None else "imagesTs"
     return root / folder / f"{sample.name}_0000.png"

@@ -5,22 +5,28 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from axondeepsynth.errors import AxonDeepSynthError
-from axondeepsynth.pipeline.artifacts import once
+from axondeepsynth.pipeline.stage_dir import once
+
+
+@dataclass
+class Made:
+    x: int
 
 
 def _slow_stage(directory: str, log: str) -> None:
-    def produce() -> dict:
+    def produce() -> Made:
         with open(log, "a") as f:
             f.write("trained\n")
         time.sleep(1.5)
-        return {"checkpoint": "model.ckpt"}
+        return Made(7)
 
-    once(Path(directory), "key-a", produce)
+    assert once(Path(directory), "key-a", produce, Made) == Made(7)
 
 
 def test_parallel_jobs_sharing_a_directory_produce_once(tmp_path: Path) -> None:
@@ -37,22 +43,22 @@ def test_parallel_jobs_sharing_a_directory_produce_once(tmp_path: Path) -> None:
     assert [job.exitcode for job in jobs] == [0, 0, 0]
     assert log.read_text() == "trained\n"
     record = json.loads((tmp_path / "translator" / "done.json").read_text())
-    assert record == {"key": "key-a", "artifacts": {"checkpoint": "model.ckpt"}}
+    assert record == {"key": "key-a", "output": {"x": 7}}
 
 
 def test_another_configuration_is_refused(tmp_path: Path) -> None:
-    once(tmp_path, "key-a", lambda: {"x": 1})
-    assert once(tmp_path, "key-a", lambda: pytest.fail("redone")) == {"x": 1}
-    with pytest.raises(AxonDeepSynthError, match="another configuration"):
-        once(tmp_path, "key-b", lambda: {"x": 2})
+    once(tmp_path, "key-a", lambda: Made(1), Made)
+    assert once(tmp_path, "key-a", lambda: pytest.fail("redone"), Made) == Made(1)
+    with pytest.raises(AxonDeepSynthError, match="(?s)another configuration.*translator.ckpt_path"):
+        once(tmp_path, "key-b", lambda: Made(2), Made)
 
 
 def test_partial_contents_of_another_configuration_are_refused(tmp_path: Path) -> None:
-    def crash() -> dict:
+    def crash() -> Made:
         raise RuntimeError("killed")
 
     with pytest.raises(RuntimeError):
-        once(tmp_path, "key-a", crash)
+        once(tmp_path, "key-a", crash, Made)
     with pytest.raises(AxonDeepSynthError, match="partial results of another configuration"):
-        once(tmp_path, "key-b", lambda: {"x": 2})
-    assert once(tmp_path, "key-a", lambda: {"x": 1}) == {"x": 1}  # same config: redone
+        once(tmp_path, "key-b", lambda: Made(2), Made)
+    assert once(tmp_path, "key-a", lambda: Made(1), Made) == Made(1)  # same config: redone

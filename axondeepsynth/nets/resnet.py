@@ -6,22 +6,10 @@ ReLU, a final tanh; weights ~ N(0, 0.02), biases 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from torch import Tensor, nn
 
-from axondeepsynth.models.layers import Recomputable, normal_init_
-
-
-@dataclass
-class ResnetGeneratorConfig:
-    """Sizes of the ResNet generator; defaults are SynDiff's."""
-
-    in_channels: int = 1
-    out_channels: int = 1
-    ngf: int = 64
-    n_blocks: int = 6
-    n_downsampling: int = 2
+from axondeepsynth.nets.config import ResnetGeneratorConfig
+from axondeepsynth.nets.layers import Recomputable, normal_init_
 
 
 def conv_norm_relu(in_ch: int, out_ch: int, kernel_size: int, **conv_kw: int) -> list[nn.Module]:

@@ -9,13 +9,13 @@ no output pyramid (``progressive='none'``), inputs already centred in [-1, 1].
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from axondeepsynth.models.layers import (
+from axondeepsynth.nets.config import NCSNppConfig
+from axondeepsynth.nets.layers import (
     AdaptiveGroupNorm,
     FirDownConv2d,
     FirDownsample,
@@ -27,24 +27,6 @@ from axondeepsynth.models.layers import (
 )
 
 SQRT_HALF = 1 / math.sqrt(2)
-
-
-@dataclass
-class NCSNppConfig:
-    """Sizes of the diffusive generator; defaults are SynDiff's 256x256 configuration."""
-
-    image_size: int = 256
-    num_channels: int = 2  # input and output channels: [x_tp1, source] in, [x_0, extra] out
-    num_channels_dae: int = 64  # base width nf; the time embedding is 4 * nf wide
-    ch_mult: tuple[int, ...] = (1, 1, 2, 2, 4, 4)
-    num_res_blocks: int = 2
-    attn_resolutions: tuple[int, ...] = (16,)
-    dropout: float = 0.0
-    fir_kernel: tuple[int, ...] = (1, 3, 3, 1)
-    nz: int = 100  # latent z dimension
-    n_mlp: int = 3  # hidden layers of the z mapping network
-    z_emb_dim: int = 256
-    not_use_tanh: bool = False
 
 
 class SelfAttention2d(nn.Module):

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from axondeepsynth.modules.translator import SynDiff
+from axondeepsynth.training.translators import SynDiff
 
 
 def _grads(params) -> list[Tensor]:

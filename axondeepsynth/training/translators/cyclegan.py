@@ -1,67 +1,55 @@
-"""SynDiff as a LightningModule: two diffusive and two non-diffusive generators, trained
-adversarially and cycle-consistently between domains L and U (Özbey et al., IEEE TMI 2023).
+"""SynDiff's non-diffusive pair trained alone: two ResNet generators (L->U, U->L) and two
+PatchGANs, adversarial + cycle-consistent, with SynDiff's losses, optimisers and generator EMA.
 
-Naming: `diff_u2l` is the reference's netG1 (denoises L images conditioned on a U-look source),
-`diff_l2u` is netG2, `res_l2u` / `res_u2l` are net1to2 / net2to1, `disc_l` / `disc_u` are the
-time-conditioned D1 / D2, `patch_l` / `patch_u` the PatchGANs D_cycle1 / D_cycle2. Images are in
-[-1, 1] inside the module and [0, 1] outside.
+It is the base SynDiff extends (`syndiff.py` adds the diffusive pair) and a translator of its
+own (`model=cyclegan`): on a CPU it learns TEM <-> SEM contrast in fewer batches.
+Images are in [-1, 1] inside the module and [0, 1] outside.
 
-Per batch, with the reference's random draws in the reference's order:
-  D step  softplus(-D(x_t, t, x_tp1)) + softplus(D(x_t', t, x_tp1)) + lazy R1 on real x_t, where
-          x_t' ~ q(x_t | G(x_tp1, res(x), t, z), x_tp1); PatchGAN real vs res outputs.
-  G step  adversarial (diffusive) + adversarial (PatchGAN) + lambda_l1 * (|G - x_0| + |cycle - x|).
-Generators' forward passes inside the D step run without autograd (their gradients would be
-discarded), and the four discriminators share one Adam (per-parameter, so identical updates).
-An EMA of the generators is used for validation, checkpoints and translation.
+Per batch:
+  D step  softplus(-D(x)) + softplus(D(res(x_other))) for both PatchGANs;
+  G step  softplus(-D(res(x_other))) + lambda_l1 * (|res(res(x)) - x|, both cycles).
+Generators' forward passes inside the D step run without autograd, and the discriminators
+share one Adam (per-parameter, so identical updates to separate ones).
 """
 
 from __future__ import annotations
-
-from dataclasses import asdict
-from typing import Literal
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from axondeepsynth.config import TranslatorConfig, structured
-from axondeepsynth.errors import check_finite
-from axondeepsynth.models.diffusion import Diffusion
-from axondeepsynth.models.discriminators import PatchDiscriminator, TimeDiscriminator
-from axondeepsynth.models.layers import set_recompute
-from axondeepsynth.models.ncsnpp import NCSNpp
-from axondeepsynth.models.resnet import ResnetGenerator
-from axondeepsynth.modules.ema import EMA
-from axondeepsynth.modules.metrics import TranslationMetrics
-from axondeepsynth.modules.panels import log_panel
-
-Direction = Literal["l2u", "u2l"]
+from axondeepsynth.config import Config, TranslatorConfig, plain, structured
+from axondeepsynth.errors import ConfigError, check_finite
+from axondeepsynth.nets.discriminators import PatchDiscriminator
+from axondeepsynth.nets.layers import set_recompute
+from axondeepsynth.nets.resnet import ResnetGenerator
+from axondeepsynth.training.ema import EMA
+from axondeepsynth.training.metrics import TranslationMetrics
+from axondeepsynth.training.panels import log_panel
+from axondeepsynth.training.translators.registry import register
 
 
-class SynDiff(pl.LightningModule):
+@register("cyclegan")
+class CycleGAN(pl.LightningModule):
+    samplers: tuple[str, ...] = ("resnet",)
+
     def __init__(
         self, cfg: TranslatorConfig | dict, paired_val: bool = False, seed: int = 0
     ) -> None:
         super().__init__()
         cfg = structured(TranslatorConfig, cfg) if isinstance(cfg, dict) else cfg
         # plain types only, so checkpoints load with torch.load(weights_only=True)
-        self.save_hyperparameters({"cfg": asdict(cfg), "paired_val": paired_val, "seed": seed})
+        self.save_hyperparameters({"cfg": plain(cfg), "paired_val": paired_val, "seed": seed})
         self.cfg, self.paired_val, self.seed = cfg, paired_val, seed
         self.automatic_optimization = False
-        self.diffusive = cfg.name == "syndiff"
         gens = {"res_l2u": ResnetGenerator(cfg.resnet), "res_u2l": ResnetGenerator(cfg.resnet)}
         discs = {
             "patch_l": PatchDiscriminator(cfg.patch_disc),
             "patch_u": PatchDiscriminator(cfg.patch_disc),
         }
-        if self.diffusive:
-            gens |= {"diff_u2l": NCSNpp(cfg.diffusive), "diff_l2u": NCSNpp(cfg.diffusive)}
-            discs |= {
-                "disc_l": TimeDiscriminator(cfg.time_disc),
-                "disc_u": TimeDiscriminator(cfg.time_disc),
-            }
-        self.G, self.D = nn.ModuleDict(gens), nn.ModuleDict(discs)
+        more_gens, more_discs = self.more_networks()  # built after the pair's: same init draws
+        self.G, self.D = nn.ModuleDict(gens | more_gens), nn.ModuleDict(discs | more_discs)
         set_recompute(self, cfg.recompute)
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         if cfg.channels_last:
@@ -70,9 +58,26 @@ class SynDiff(pl.LightningModule):
         if cfg.compile:  # in place, after the EMA copy: parameter names and the copy unchanged
             for net in self.G.values():
                 net.compile()
-        self.diffusion = Diffusion(cfg.diffusion)
         self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
         self.metrics = TranslationMetrics()
+
+    @classmethod
+    def check(cls, cfg: Config) -> None:
+        """Refuse, before any work, a config this translator cannot train or sample with."""
+        for key, sampler in (
+            ("model.sampler", cfg.model.sampler),
+            ("translator.sampler", cfg.translator.sampler),
+        ):
+            if sampler is not None and sampler not in cls.samplers:
+                raise ConfigError(
+                    key,
+                    f"model={cfg.model.name} has no {sampler} sampler",
+                    f"set {key}={' or '.join(cls.samplers)}",
+                )
+
+    def more_networks(self) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
+        """Generators and discriminators a subclass trains beside the pair."""
+        return {}, {}
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
@@ -130,50 +135,24 @@ class SynDiff(pl.LightningModule):
     def generate(
         self, x_l: Tensor, x_u: Tensor, gen: torch.Generator, cycles: bool = True
     ) -> dict[str, Tensor]:
-        """One draw of t, (x_t, x_tp1) and z per domain, in the reference's order, and what the
-        generators make of it: non-diffusive translations `x_*_res` (and their cycles), x_0
-        predictions `x_*_0` and posterior samples `x_*_pos` ~ q(x_t | x_0, x_tp1)."""
+        """The non-diffusive translations `x_*_res` and, if asked, their cycles `x_*_cyc`."""
         out = {"x_l_res": self.G["res_u2l"](x_u), "x_u_res": self.G["res_l2u"](x_l)}
         if cycles:
             out["x_u_cyc"] = self.G["res_l2u"](out["x_l_res"])
             out["x_l_cyc"] = self.G["res_u2l"](out["x_u_res"])
-        if self.diffusive:
-            (t_l, x_l_t, x_l_tp1), (t_u, x_u_t, x_u_tp1) = self._pairs(x_l, x_u, gen)
-            z_l, z_u = self._z(x_l, gen), self._z(x_u, gen)
-            x_l_0 = self.G["diff_u2l"](torch.cat([x_l_tp1, out["x_u_res"]], 1), t_l, z_l)[:, :1]
-            x_u_0 = self.G["diff_l2u"](torch.cat([x_u_tp1, out["x_l_res"]], 1), t_u, z_u)[:, :1]
-            out |= {
-                "t_l": t_l, "x_l_t": x_l_t, "x_l_tp1": x_l_tp1, "x_l_0": x_l_0,
-                "t_u": t_u, "x_u_t": x_u_t, "x_u_tp1": x_u_tp1, "x_u_0": x_u_0,
-                "x_l_pos": self.diffusion.sample_posterior(x_l_0, x_l_tp1, t_l, gen),
-                "x_u_pos": self.diffusion.sample_posterior(x_u_0, x_u_tp1, t_u, gen),
-            }  # fmt: skip
         return out
 
     def discriminator_loss(
         self, x_l: Tensor, x_u: Tensor, gen: torch.Generator, fake: dict | None = None
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """D step: time-conditioned Ds on real pairs vs posterior samples (+ lazy R1), PatchGANs
-        on real images vs non-diffusive translations. Without a shared `fake`, the generators
-        run here on fresh draws and without autograd (their gradients would be discarded)."""
+        """D step: PatchGANs on real images vs non-diffusive translations, plus a subclass's
+        terms. Without a shared `fake`, the generators run here on fresh draws and without
+        autograd (their gradients would be discarded)."""
         if fake is None:
             with torch.no_grad():
                 fake = self.generate(x_l, x_u, gen, cycles=False)
         fake = {k: v.detach() for k, v in fake.items()}
-        logs, loss_diff = {}, 0.0
-        if self.diffusive:
-            x_l_t, x_u_t = fake["x_l_t"].requires_grad_(True), fake["x_u_t"].requires_grad_(True)
-            d_real_l, d_real_u = self._disc("l", x_l_t, fake), self._disc("u", x_u_t, fake)
-            loss_diff = F.softplus(-d_real_l).mean() + F.softplus(-d_real_u).mean()
-            if self.batches_seen % self.cfg.lazy_reg == 0:
-                r1 = self._r1(d_real_l, x_l_t) + self._r1(d_real_u, x_u_t)
-                loss_diff = loss_diff + self.cfg.r1_gamma / 2 * r1
-                logs["train/r1"] = r1.detach()
-            loss_diff = loss_diff + (
-                F.softplus(self._disc("l", fake["x_l_pos"], fake)).mean()
-                + F.softplus(self._disc("u", fake["x_u_pos"], fake)).mean()
-            )
-            logs["train/d_diff"] = loss_diff.detach()
+        loss_more, logs = self.more_discriminator_loss(fake)
         loss_patch = (
             F.softplus(-self.D["patch_l"](x_l)).mean()
             + F.softplus(-self.D["patch_u"](x_u)).mean()
@@ -181,22 +160,15 @@ class SynDiff(pl.LightningModule):
             + F.softplus(self.D["patch_u"](fake["x_u_res"])).mean()
         )
         logs["train/d_patch"] = loss_patch.detach()
-        return loss_diff + loss_patch, logs
+        return loss_more + loss_patch, logs
 
     def generator_loss(
         self, x_l: Tensor, x_u: Tensor, gen: torch.Generator, fake: dict | None = None
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """G step: adversarial (diffusive + PatchGAN) + lambda_l1 * (diffusive L1 + cycle L1),
-        on fresh draws unless the D step's `fake` is shared."""
+        """G step: adversarial (PatchGAN) + lambda_l1 * cycle L1, plus a subclass's adversarial
+        and L1 terms, on fresh draws unless the D step's `fake` is shared."""
         fake = self.generate(x_l, x_u, gen) if fake is None else fake
-        logs, loss_adv, loss_l1 = {}, 0.0, 0.0
-        if self.diffusive:
-            loss_adv = (
-                F.softplus(-self._disc("l", fake["x_l_pos"], fake)).mean()
-                + F.softplus(-self._disc("u", fake["x_u_pos"], fake)).mean()
-            )
-            loss_l1 = F.l1_loss(fake["x_l_0"], x_l) + F.l1_loss(fake["x_u_0"], x_u)
-            logs |= {"train/g_adv": loss_adv.detach(), "train/g_l1": loss_l1.detach()}
+        loss_adv, loss_l1, logs = self.more_generator_losses(fake, x_l, x_u)
         loss_adv_cyc = (
             F.softplus(-self.D["patch_l"](fake["x_l_res"])).mean()
             + F.softplus(-self.D["patch_u"](fake["x_u_res"])).mean()
@@ -210,56 +182,48 @@ class SynDiff(pl.LightningModule):
         }
         return loss_g, logs
 
-    def _disc(self, domain: str, x_t: Tensor, fake: dict[str, Tensor]) -> Tensor:
-        """Logits of domain's time-conditioned D for x_t given the draw's t and x_tp1."""
-        return self.D[f"disc_{domain}"](x_t, fake[f"t_{domain}"], fake[f"x_{domain}_tp1"]).view(-1)
+    def more_discriminator_loss(self, fake: dict[str, Tensor]) -> tuple[Tensor | float, dict]:
+        """A subclass's discriminator terms (and logs), added to the PatchGANs'."""
+        return 0.0, {}
 
-    def _pairs(self, x_l: Tensor, x_u: Tensor, gen: torch.Generator) -> tuple[tuple, tuple]:
-        """t and (x_t, x_tp1) for both domains, in the reference's draw order."""
-        t_l, t_u = (
-            torch.randint(
-                0, self.diffusion.num_timesteps, (x.shape[0],), device=x.device, generator=gen
-            )
-            for x in (x_l, x_u)
-        )
-        pairs_l = self.diffusion.q_sample_pairs(x_l, t_l, gen)
-        pairs_u = self.diffusion.q_sample_pairs(x_u, t_u, gen)
-        return (t_l, *pairs_l), (t_u, *pairs_u)
-
-    def _z(self, x: Tensor, gen: torch.Generator) -> Tensor:
-        return torch.randn(
-            x.shape[0], self.cfg.diffusive.nz, device=x.device, dtype=x.dtype, generator=gen
-        )
-
-    @staticmethod
-    def _r1(d_real: Tensor, x_t: Tensor) -> Tensor:
-        (grad,) = torch.autograd.grad(d_real.sum(), x_t, create_graph=True)
-        return grad.flatten(1).norm(2, dim=1).pow(2).mean()
+    def more_generator_losses(
+        self, fake: dict[str, Tensor], x_l: Tensor, x_u: Tensor
+    ) -> tuple[Tensor | float, Tensor | float, dict]:
+        """A subclass's (adversarial, L1) generator terms and logs."""
+        return 0.0, 0.0, {}
 
     # ------------------------------------------------------------------ translation
     @torch.no_grad()
     def translate(
         self,
         x: Tensor,
-        direction: Direction,
+        direction: str,
         sampler: str | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """Translate [0, 1] images with the EMA generators; returns [0, 1] images."""
         sampler = sampler or self.cfg.sampler
-        nets = self.G_ema.module
-        source = x * 2 - 1
-        if sampler == "resnet":
-            y = nets[f"res_{direction}"](source)
-        elif sampler == "diffusive":
-            if not self.diffusive:
-                raise ValueError("model=cyclegan has no diffusive generator; use sampler=resnet")
-            y = self.diffusion.sample(
-                nets[f"diff_{direction}"], source, self.cfg.diffusive.nz, generator
+        if sampler not in self.samplers:
+            raise ValueError(
+                f"model={self.cfg.name} has no {sampler} sampler (use {', '.join(self.samplers)})"
             )
-        else:
-            raise ValueError(f"unknown sampler '{sampler}' (use diffusive or resnet)")
+        y = self.sample(self.inference_networks(), x * 2 - 1, direction, sampler, generator)
         return ((y.clamp(-1, 1) + 1) / 2).to(x.dtype)
+
+    def inference_networks(self) -> nn.ModuleDict:
+        """The EMA generators: what validation, checkpoints and translation use."""
+        return self.G_ema.module
+
+    def sample(
+        self,
+        nets: nn.ModuleDict,
+        source: Tensor,
+        direction: str,
+        sampler: str,
+        generator: torch.Generator | None,
+    ) -> Tensor:
+        """[-1, 1] source -> [-1, 1] translation by `sampler`."""
+        return nets[f"res_{direction}"](source)
 
     # ------------------------------------------------------------------ validation
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:

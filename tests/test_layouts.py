@@ -9,8 +9,8 @@ import pytest
 import tifffile
 from conftest import write_json, write_png
 
-from axondeepsynth.data import formats, images, labels
-from axondeepsynth.data.formats import nnunet
+from axondeepsynth.data import images, labels, layouts
+from axondeepsynth.data.layouts import nnunet
 from axondeepsynth.data.records import Sample, load_sample
 from axondeepsynth.errors import DataError
 
@@ -27,7 +27,7 @@ SEM_PIXEL_SIZES = {
 
 
 def test_real_sem_bids_pixel_sizes_and_labels(shared_data: Path) -> None:
-    index = formats.scan(shared_data / "sem")
+    index = layouts.scan(shared_data / "sem")
     assert index.layout == "bids" and not index.problems
     assert {r.name: r.pixel_size for r in index.records} == SEM_PIXEL_SIZES
     rat3 = [r for r in index.records if r.subject == "sub-rat3"]
@@ -42,7 +42,7 @@ def test_real_sem_bids_pixel_sizes_and_labels(shared_data: Path) -> None:
 
 
 def test_real_tem_axondeepseg_and_16bit(shared_data: Path) -> None:
-    index = formats.scan(shared_data / "tem")
+    index = layouts.scan(shared_data / "tem")
     by_name = {r.name: r for r in index.records}
     assert index.layout == "axondeepseg" and not index.problems
     assert by_name["mouse-2000px_image"].pixel_size == pytest.approx(0.00236)
@@ -53,7 +53,7 @@ def test_real_tem_axondeepseg_and_16bit(shared_data: Path) -> None:
 
 
 def test_bids_inheritance_and_units(tiny_bids: Path) -> None:
-    sizes = {r.name: r.pixel_size for r in formats.scan(tiny_bids).records}
+    sizes = {r.name: r.pixel_size for r in layouts.scan(tiny_bids).records}
     assert sizes == {"sub-a_sample-s1_SEM": 0.1, "sub-a_sample-s2_SEM": pytest.approx(0.02)}
 
 
@@ -65,7 +65,7 @@ def test_bids_problems_name_file_and_fix(tiny_bids: Path) -> None:
         tiny_bids / "derivatives/labels/sub-a/micr/sub-a_sample-s9_SEM_seg-axon-manual.png",
         np.zeros((4, 4), np.uint8),
     )
-    index = formats.scan(tiny_bids)
+    index = layouts.scan(tiny_bids)
     text = "\n".join(map(str, index.problems))
     assert "sub-a_sample-s1_SEM.png: no PixelSize" in text and "pixel_size" in text
     assert "unknown modality suffix 'XYZ'" in text
@@ -80,7 +80,7 @@ def test_bids_problems_name_file_and_fix(tiny_bids: Path) -> None:
 def test_mask_size_mismatch_names_mask(tiny_bids: Path) -> None:
     mask = tiny_bids / "derivatives/labels/sub-a/micr/sub-a_sample-s1_SEM_seg-axonmyelin-manual.png"
     write_png(mask, np.zeros((10, 10), np.uint8))
-    record = next(r for r in formats.scan(tiny_bids).records if r.name.endswith("s1_SEM"))
+    record = next(r for r in layouts.scan(tiny_bids).records if r.name.endswith("s1_SEM"))
     with pytest.raises(DataError, match="10x10 px but its image is 50x40") as err:
         load_sample(record)
     assert err.value.path == mask
@@ -89,7 +89,7 @@ def test_mask_size_mismatch_names_mask(tiny_bids: Path) -> None:
 def test_duplicate_names_reported(tiny_bids: Path) -> None:
     micr = tiny_bids / "sub-a" / "micr"
     tifffile.imwrite(micr / "sub-a_sample-s1_SEM.tif", np.zeros((4, 4), np.uint8))
-    assert any("duplicate sample name" in str(p) for p in formats.scan(tiny_bids).problems)
+    assert any("duplicate sample name" in str(p) for p in layouts.scan(tiny_bids).problems)
 
 
 @pytest.mark.parametrize("kind", ["empty", "truncated", "text"])
@@ -129,16 +129,16 @@ def test_axonmyelin_thresholds_like_axondeepseg() -> None:
 
 def test_axondeepseg_missing_pixel_size(tmp_path: Path) -> None:
     write_png(tmp_path / "img" / "image.png", np.zeros((8, 8), np.uint8))
-    index = formats.scan(tmp_path)
+    index = layouts.scan(tmp_path)
     assert index.records[0].pixel_size is None
     assert "pixel_size_in_micrometer.txt" in str(index.problems[0])
 
 
 def test_nnunet_round_trip(tiny_bids: Path, tmp_path: Path) -> None:
-    samples = [load_sample(r) for r in formats.scan(tiny_bids).records]
+    samples = [load_sample(r) for r in layouts.scan(tiny_bids).records]
     root = tmp_path / "Dataset001_Tiny"
-    assert len(nnunet.write(samples, root, "Tiny")) == len(samples)
-    index = formats.scan(root)
+    assert len(nnunet.write(samples, root, None, {"Name": "Tiny"})) == len(samples)
+    index = layouts.scan(root)
     assert index.layout == "nnunet" and not index.problems
     back = {s.name: s for s in (load_sample(r) for r in index.records)}
     for s in samples:
@@ -161,7 +161,7 @@ def test_nnunet_undeclared_label_value(tmp_path: Path) -> None:
     write_png(root / "imagesTr" / "c_0000.png", np.zeros((8, 8), np.uint8))
     write_png(root / "labelsTr" / "c.png", np.full((8, 8), 5, np.uint8))
     with pytest.raises(DataError, match=r"\[5\] are not declared"):
-        load_sample(formats.scan(root).records[0])
+        load_sample(layouts.scan(root).records[0])
 
 
 @pytest.mark.parametrize("layout", ["axondeepseg", "nnunet"])
@@ -174,6 +174,6 @@ def test_written_datasets_keep_subjects(tmp_path: Path, layout: str) -> None:
         for s in "ab"
         for i in range(2)
     ]
-    formats.write(samples, tmp_path / "out", layout, "SEM", {})
-    records = formats.scan(tmp_path / "out").records
+    layouts.LAYOUTS[layout].write(samples, tmp_path / "out", "SEM", {})
+    records = layouts.scan(tmp_path / "out").records
     assert sorted(r.subject for r in records) == ["rata", "rata", "ratb", "ratb"]

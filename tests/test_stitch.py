@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from axondeepsynth.data.tiling import count, grid, sliding_window, starts, window
+from axondeepsynth.data.stitch import count, grid, sliding_window, starts, window
 
 SHAPES = [(64, 64), (100, 70), (300, 517), (37, 200), (5, 3)]
 

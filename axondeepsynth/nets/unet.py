@@ -8,25 +8,10 @@ Channels double per stage from `base_channels`, capped at `max_channels`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor, nn
 
-
-@dataclass
-class UNetConfig:
-    """Sizes of the U-Net; `depth` counts resolution stages, the bottleneck included."""
-
-    in_channels: int = 1
-    num_classes: int = 3
-    base_channels: int = 32
-    max_channels: int = 320
-    depth: int = 5
-    convs_per_stage: int = 2
-    norm: str = "instance"  # instance | batch (both affine)
-    deep_supervision: bool = True  # nnU-Net's default: a loss at every decoder scale
-
+from axondeepsynth.nets.config import UNetConfig
 
 NORMS = {"instance": lambda ch: nn.InstanceNorm2d(ch, affine=True), "batch": nn.BatchNorm2d}
 

@@ -1,1 +1,0 @@
-"""LightningModules: the SynDiff translator and the segmentation proxy."""

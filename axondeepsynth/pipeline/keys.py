@@ -1,0 +1,60 @@
+"""Stage keys: the hash of the config a stage's output was made from, by one rule.
+
+A key covers every field that changes what the stage learns or writes, and no field tagged
+SPEED in the schema (how fast, how verbose, where): changing those reuses a finished stage, so a
+sweep can share one translator directory. Fields tagged PREDICT (how trained models are
+applied) are in the keys of the stages that apply models, not of those that train them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from axondeepsynth.config import Config, identity
+
+TRAINING = ("speed", "predict")
+
+
+def config_hash(*parts: Any) -> str:
+    """A short, stable hash of JSON-able parts."""
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def translator(cfg: Config) -> str:
+    return config_hash(identity(cfg.data), identity(cfg.model), identity(cfg.trainer), cfg.seed)
+
+
+def translation(cfg: Config, checkpoint: str, direction: str, batch_size: int) -> str:
+    """One direction's translations: the checkpoint that makes them (and, when the run trained
+    it, the translator's key: a retrained one keeps its path), the source domain and how it is
+    decoded and tiled, the sampler and its noise (seed, batch)."""
+    source = cfg.data.labeled if direction == "l2u" else cfg.data.unlabeled
+    t = identity(cfg.translator)
+    sampling = {k: t[k] for k in ("sampler", "precision", "seed")}
+    d = cfg.data
+    decoding = (d.target_pixel_size, d.resize, d.tile_size, d.tile_overlap)
+    trained = None if cfg.translator.ckpt_path else translator(cfg)
+    return config_hash(
+        str(checkpoint), trained, direction, batch_size, sampling, identity(source), decoding
+    )
+
+
+def segmenter(cfg: Config, origin: str, fold: int) -> str:
+    """One proxy: its training images, data, training settings (its own epochs: seg's), fold."""
+    trainer = identity(cfg.trainer)
+    del trainer["max_epochs"]  # the translator's; the proxy trains for seg.max_epochs
+    return config_hash(
+        origin, identity(cfg.data), identity(cfg.seg, TRAINING), trainer, cfg.seed, fold
+    )
+
+
+def results(cfg: Config) -> str:
+    """What a row of Dice depends on: everything but which folds and strategies ran here, so
+    the folds of a sweep's jobs share it."""
+    seg = identity(cfg.seg)
+    del seg["fold"], seg["strategies"]
+    return config_hash(
+        identity(cfg.data), identity(cfg.model), identity(cfg.trainer), seg, cfg.seed
+    )

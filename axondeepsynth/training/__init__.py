@@ -1,0 +1,1 @@
+"""LightningModules: the translators (`translators/`, a registry) and the segmentation proxy."""

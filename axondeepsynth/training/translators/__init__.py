@@ -1,0 +1,74 @@
+"""Unpaired translators between domains L and U, behind one protocol and a registry.
+
+A translator is a LightningModule trained by the `train_translator` stage on batches
+`{"x_l", "x_u"}` of [0, 1] tiles, built as `cls(cfg.model, paired_val=..., seed=...)`. It
+checks a config before any work (`cls.check(cfg)`), translates [0, 1] images with
+`translate(x, direction, sampler, generator)` through `inference_networks()`, and its checkpoint
+records `cfg.name`, which picks the class that loads it. Adding one: a module here with a class
+decorated `@register("name")`, imported below, and `conf/model/<name>.yaml`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import pytorch_lightning as pl
+import torch
+
+from axondeepsynth.errors import ConfigError
+from axondeepsynth.training.translators.cyclegan import CycleGAN  # each import registers
+from axondeepsynth.training.translators.registry import TRANSLATORS, get, register
+from axondeepsynth.training.translators.syndiff import SynDiff
+
+__all__ = ["TRANSLATORS", "CycleGAN", "SynDiff", "Translator", "build", "get", "load", "register"]
+
+
+class Translator(Protocol):
+    samplers: tuple[str, ...]
+    device: torch.device
+    dtype: torch.dtype
+
+    def translate(
+        self,
+        x: torch.Tensor,
+        direction: str,
+        sampler: str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor: ...
+
+    def inference_networks(self) -> torch.nn.ModuleDict:
+        """The networks `translate` runs (replaced in place by compiled ones for inference)."""
+        ...
+
+
+def build(cfg, paired_val: bool = False, seed: int = 0) -> pl.LightningModule:
+    """A new translator of kind `cfg.name` (a TranslatorConfig)."""
+    return get(cfg.name)(cfg, paired_val=paired_val, seed=seed)
+
+
+def load(path: str | Path, device: torch.device | str = "cpu") -> pl.LightningModule:
+    """A trained translator from a Lightning checkpoint of any registered kind, in eval mode.
+
+    Read with weights_only=True (a pickled payload never runs); anything unreadable, or not a
+    translator's, is one ConfigError naming translator.ckpt_path and the file."""
+    if not Path(path).is_file():
+        raise ConfigError(
+            "translator.ckpt_path",
+            f"checkpoint {path} not found",
+            "point it at a translator/checkpoints/*.ckpt of an earlier run",
+        )
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True, mmap=True)
+        hparams = ckpt["hyper_parameters"]
+        cls = TRANSLATORS[hparams["cfg"]["name"]]
+        module = cls(hparams["cfg"], paired_val=hparams["paired_val"], seed=hparams["seed"])
+        module.load_state_dict(ckpt["state_dict"])
+    except Exception as err:  # noqa: BLE001 - truncated, foreign, pickled code: all refused alike
+        reason = f"{type(err).__name__}: {err}".splitlines()[0][:160]
+        raise ConfigError(
+            "translator.ckpt_path",
+            f"{path} is not a readable translator checkpoint ({reason})",
+            "point it at translator/checkpoints/last.ckpt (or best-*.ckpt) of an earlier run",
+        ) from None
+    return module.to(device).eval()

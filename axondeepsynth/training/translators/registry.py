@@ -1,0 +1,31 @@
+"""The registry of translators, keyed by `model.name`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from axondeepsynth.errors import ConfigError
+
+T = TypeVar("T", bound=type)
+TRANSLATORS: dict[str, type] = {}
+
+
+def register(name: str) -> Callable[[T], T]:
+    """Class decorator: make a translator available as `model=<name>`."""
+
+    def add(cls: T) -> T:
+        TRANSLATORS[name] = cls
+        return cls
+
+    return add
+
+
+def get(name: str) -> type:
+    if name not in TRANSLATORS:
+        raise ConfigError(
+            "model.name",
+            f"unknown translator '{name}'",
+            f"use one of {', '.join(TRANSLATORS)} (conf/model/)",
+        )
+    return TRANSLATORS[name]
