@@ -35,6 +35,17 @@ COLUMNS = [
     "myelin_mean",
     "myelin_std",
 ]
+# morphometrics of the pseudo labels against U's own labels, mean over folds (morphometrics.py)
+MORPHOMETRICS = [
+    "gratio_mean",
+    "gratio_mean_truth",
+    "gratio_error",
+    "gratio_wasserstein",
+    "axon_diam_mean",
+    "axon_diam_mean_truth",
+    "axon_diam_error",
+    "axon_diam_wasserstein",
+]
 _RERUN = "re-run the evaluate stage of that job, or delete the file"
 
 
@@ -116,6 +127,7 @@ def _add_fold(folds: dict, fold: str, scores: dict, key: tuple, path: str) -> No
     entry = {c: float(scores["mean"][c]) for c in CLASSES}
     per_image = scores.get("per_image")
     entry["n_images"] = len(per_image) if isinstance(per_image, dict) else None
+    entry["morphometrics"] = scores.get("morphometrics") or {}
     seen = folds.get(fold)
     if seen is None:
         folds[fold] = {**entry, "path": path}
@@ -143,6 +155,10 @@ def _row(key: tuple, group: dict) -> dict:
         values = [f[c] for f in folds.values()]
         row[f"{c}_mean"] = statistics.fmean(values)
         row[f"{c}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+    for name in MORPHOMETRICS:
+        values = [f["morphometrics"].get(name) for f in folds.values()]
+        values = [float(v) for v in values if _is_number(v)]
+        row[name] = statistics.fmean(values) if values else None
     row["translation"] = _translation(group["files"].values())
     row["folds"] = folds
     row["files"] = sorted(group["files"])
@@ -240,7 +256,42 @@ def markdown(rows: list[dict]) -> str:
                 line += [_fmt(row[f"{c}_mean"], row[f"{c}_std"]) for c in CLASSES]
                 line.append(str(row["n_folds"]))
         lines.append("| " + " | ".join(line) + " |")
-    return "\n".join(lines + _translation_lines(rows, ambiguous)) + "\n"
+    morphometrics = _morphometrics_lines(rows, series, pairs, cells)
+    return "\n".join(lines + _translation_lines(rows, ambiguous) + morphometrics) + "\n"
+
+
+def _morphometrics_lines(rows: list[dict], series: dict, pairs: list, cells: dict) -> list[str]:
+    """Per target, a row per strategy: mean g-ratio and axon diameter of its pseudo labels
+    against U's labels, the error of the means and the distance between the distributions."""
+    if not any(row.get("gratio_mean_truth") is not None for row in rows):
+        return []
+    lines = [
+        "",
+        "Morphometrics against U's labels (mean over folds; W1: distance between the "
+        "per-axon distributions):",
+    ]
+    for pair in pairs:
+        lines += [
+            "",
+            f"| {pair[0]} → {pair[1]} | g-ratio (truth) | abs error | W1 "
+            "| axon diameter µm (truth) | abs error | W1 |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for key, label in series.items():
+            row = cells.get((key, pair))
+            if row is None or row.get("gratio_mean_truth") is None:
+                continue
+            cell = [label]
+            for name in ("gratio", "axon_diam"):
+                mean, truth = row[f"{name}_mean"], row[f"{name}_mean_truth"]
+                cell.append(f"{_num(mean)} ({_num(truth)})")
+                cell += [_num(row[f"{name}_error"]), _num(row[f"{name}_wasserstein"])]
+            lines.append("| " + " | ".join(cell) + " |")
+    return lines
+
+
+def _num(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
 
 
 def _translation_lines(rows: list[dict], ambiguous: set[tuple]) -> list[str]:
@@ -269,9 +320,10 @@ def _score(name: str, value: float) -> str:
 def table_for_logging(rows: list[dict]) -> tuple[list[str], list[list]]:
     """Columns and data of the flat table (as in table.csv), e.g. for `wandb.Table`."""
     extra = sorted({name for row in rows for name in row["translation"]})
-    columns = COLUMNS + extra
+    columns = COLUMNS + MORPHOMETRICS + extra
     data = [
-        [row.get(c) for c in COLUMNS] + [row["translation"].get(n) for n in extra] for row in rows
+        [row.get(c) for c in COLUMNS + MORPHOMETRICS] + [row["translation"].get(n) for n in extra]
+        for row in rows
     ]
     return columns, data
 

@@ -235,3 +235,30 @@ def test_report_into_a_read_only_folder_is_one_line(sweep: Path, capsys, monkeyp
     assert report.main([str(sweep), "--out", "/ro/report"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "/ro/report/table.md" in err and "--out" in err
+
+
+def test_morphometrics_are_averaged_over_folds_and_tabled(tmp_path: Path) -> None:
+    def with_morph(scores: dict, gratio: float) -> dict:
+        truth = {"gratio_mean_truth": 0.70, "axon_diam_mean_truth": 1.0}
+        return scores | {
+            "morphometrics": truth
+            | {"gratio_mean": gratio, "gratio_error": abs(gratio - 0.7), "axon_diam_mean": 1.2}
+            | {"axon_diam_error": 0.2, "gratio_wasserstein": 0.05, "axon_diam_wasserstein": None}
+        }
+
+    results(
+        tmp_path / "run",
+        {
+            "tutorship": {
+                "0": with_morph(fold(0.7, 0.6), 0.66),
+                "1": with_morph(fold(0.8, 0.7), 0.72),
+            }
+        },
+    )
+    (row,) = report.aggregate(report.collect([tmp_path / "run"]))
+    assert row["gratio_mean"] == pytest.approx(0.69) and row["gratio_error"] == pytest.approx(0.03)
+    assert row["axon_diam_wasserstein"] is None
+    table = report.markdown([row])
+    assert "| tutorship | 0.690 (0.700) | 0.030 | 0.050 | 1.200 (1.000) | 0.200 | – |" in table
+    columns, data = report.table_for_logging([row])
+    assert data[0][columns.index("gratio_error")] == pytest.approx(0.03)

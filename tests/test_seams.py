@@ -143,6 +143,11 @@ def test_a_new_translator_strategy_and_layout_run_end_to_end(tmp_path: Path, mon
     out = Path(cfg.paths.output_dir)
     results = json.loads((out / "results.json").read_text())
     assert set(results["strategies"]) == {"direct", "swapped"}
+    # every pseudo label and every true label map is measured, fibre by fibre
+    direct = results["strategies"]["direct"]["folds"]["0"]
+    assert direct["morphometrics"]["n_axons_truth"] > 0
+    csvs = list((out / "pseudo_labels" / "direct" / "fold0").rglob("*_morphometrics.csv"))
+    assert len(csvs) == len(direct["per_image"]) and (out / "morphometrics.png").is_file()
     # the identity translation copies L, in L's (new) layout, labels carried across
     l2u = out / "translator" / "translate" / "l2u"
     assert (l2u / "renamed.txt").is_file()

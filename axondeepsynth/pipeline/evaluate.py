@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import replace
+from io import BytesIO
 from pathlib import Path
 
 import cv2
@@ -22,14 +23,14 @@ import numpy as np
 from hydra.utils import instantiate
 from tqdm.auto import tqdm
 
-from axondeepsynth import io, report
+from axondeepsynth import io, morphometrics, report
 from axondeepsynth.data import images
 from axondeepsynth.data.labels import to_masks
 from axondeepsynth.data.layouts import nnunet
 from axondeepsynth.pipeline import keys
 from axondeepsynth.pipeline.context import Run
 from axondeepsynth.pipeline.pictures import save_comparison
-from axondeepsynth.strategies import INPUT_TRANSLATION, TRAINING_SETS, Strategy
+from axondeepsynth.strategies import INPUT_TRANSLATION, STRATEGIES, TRAINING_SETS, Strategy
 from axondeepsynth.training.segmenter import Segmenter, dice_per_class
 
 log = logging.getLogger(__name__)
@@ -86,14 +87,18 @@ def load_models(run: Run, strategy: Strategy, fold: int) -> list[tuple[Segmenter
     return models
 
 
-def evaluate_fold(run: Run, strategy: Strategy, fold: int) -> dict:
+def evaluate_fold(
+    run: Run, strategy: Strategy, fold: int
+) -> tuple[dict, list[dict], dict[str, list[dict]]]:
     """Pseudo-label every U image (its held-out ones for the oracle) with one strategy's fold:
-    its models' softmax averaged; write the files; return Dice."""
+    its models' softmax averaged; write the masks and each image's morphometrics; return Dice
+    and morphometrics against U's labels, the fibres of the pseudo labels and, by image, the
+    fibres of U's labels."""
     cfg, seg = run.cfg, run.cfg.seg
     out = run.out / "pseudo_labels" / strategy.name / f"fold{fold}"
     keep = held_out(run, strategy, fold)
     models = load_models(run, strategy, fold)
-    per_image, pseudo, preds = {}, [], {}
+    per_image, pseudo, preds, fibres, true_fibres = {}, [], {}, [], {}
     tile, overlap = cfg.seg_tiling()
     batch_size = run.tiles_per_pass(seg.predict_batch_size)
     chosen = [
@@ -110,15 +115,28 @@ def evaluate_fold(run: Run, strategy: Strategy, fold: int) -> dict:
             images.write_png(out / f"{sample.key}_seg-{kind}.png", mask)
         pseudo.append(replace(sample, labels=pred, name=sample.key.replace("/", "_")))
         preds[sample.key] = (sample, pred)
+        fibres += measure_fibres(pred, sample, out)
         if sample.labels is not None:
             per_image[sample.key] = {
                 k: round(v, 6) for k, v in dice_per_class(pred, sample.labels).items()
             }
+            truth = run.out / "morphometrics_truth"
+            true_fibres[sample.key] = measure_fibres(sample.labels, sample, truth)
     _save_overlays(run, strategy.name, fold, preds, per_image)
     if seg.export_nnunet:
         name = {"Name": f"{strategy.name} pseudo labels"}
         nnunet.write(pseudo, out / f"Dataset500_{strategy.name}", None, name)
-    return _summary(per_image)
+    true = [row for rows in true_fibres.values() for row in rows]
+    summary = _summary(per_image) | {"morphometrics": morphometrics.compare(fibres, true)}
+    return summary, fibres, true_fibres
+
+
+def measure_fibres(labels: np.ndarray, sample, out: Path) -> list[dict]:
+    """Per-axon morphometrics of a label map of `sample`, also written as
+    `<out>/<key>_morphometrics.csv` (AxonDeepSeg's columns)."""
+    rows = morphometrics.measure(labels, sample.pixel_size)
+    io.write_text(out / f"{sample.key}_morphometrics.csv", morphometrics.to_csv(rows))
+    return rows
 
 
 def _save_overlays(
@@ -139,13 +157,17 @@ def _save_overlays(
 
 def run(run: Run) -> None:
     cfg = run.cfg
-    strategies = {
-        strategy.name: {
-            "train_set": "+".join(strategy.train_sets),
-            "folds": {str(fold): evaluate_fold(run, strategy, fold) for fold in run.folds},
-        }
-        for strategy in run.strategies
-    }
+    strategies, fibres, truth = {}, {}, {}
+    for strategy in run.strategies:
+        folds = {}
+        for fold in run.folds:
+            folds[str(fold)], measured, true = evaluate_fold(run, strategy, fold)
+            fibres.setdefault(strategy.name, []).extend(measured)
+            truth |= true
+        strategies[strategy.name] = {"train_set": "+".join(strategy.train_sets), "folds": folds}
+    if any(fibres.values()):
+        true = [row for rows in truth.values() for row in rows]
+        io.write_bytes(run.out / "morphometrics.png", histograms(fibres, true))
     results = {
         "task_name": cfg.task_name,
         "run_dir": str(run.out),
@@ -183,6 +205,8 @@ def publish(run: Run, rows: list[dict]) -> None:
         columns, data = report.table_for_logging(rows)
         logger.log_table("eval/dice", columns=columns, data=data)
         logger.log_image("eval/dice_chart", [str(chart)])
+        if (run.out / "morphometrics.png").is_file():
+            logger.log_image("eval/morphometrics", [str(run.out / "morphometrics.png")])
         overlays = sorted((run.out / "overlays").glob("*.png"))
         if overlays:
             logger.log_image(
@@ -194,3 +218,44 @@ def publish(run: Run, rows: list[dict]) -> None:
 def _domain_name(run: Run, which: str) -> str:
     cfg = run.domain_config(which)
     return cfg.modality or Path(cfg.datasets()[0].root).name
+
+
+def histograms(fibres: dict[str, list[dict]], truth: list[dict]) -> bytes:
+    """Distributions of g-ratio and axon diameter of each strategy's whole fibres (all folds)
+    and of U's labels, as PNG bytes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 3.8), dpi=110)
+    FigureCanvasAgg(fig)
+    panels = (
+        ("gratio", "g-ratio", morphometrics.myelinated),
+        ("axon_diam (um)", "axon diameter (µm)", morphometrics.inner),
+    )
+    for ax, (column, title, pick) in zip(fig.subplots(1, 2), panels, strict=True):
+        series = {name: [r[column] for r in pick(rows)] for name, rows in fibres.items()}
+        if truth:
+            series["U's labels"] = [r[column] for r in pick(truth)]
+        values = [v for vs in series.values() for v in vs]
+        if not values:
+            continue
+        bins = np.linspace(min(values), max(values), 30)
+        for name, vs in series.items():
+            colour = "black" if name == "U's labels" else STRATEGIES[name].color
+            ax.hist(
+                vs,
+                bins,
+                histtype="step",
+                density=True,
+                color=colour,
+                lw=1.6,
+                label=f"{name} ({len(vs)})",
+            )
+        ax.set_xlabel(title)
+        ax.set_yticks([])
+    fig.axes[0].legend(fontsize=8, frameon=False)
+    fig.suptitle("Per-axon morphometrics: pseudo labels vs U's labels (fibres not on the border)")
+    fig.tight_layout()
+    buffer = BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()

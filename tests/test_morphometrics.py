@@ -1,0 +1,76 @@
+"""Morphometrics against hand-computed values on drawn fibres (discs in rings)."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from axondeepsynth import morphometrics
+from axondeepsynth.data.labels import AXON, MYELIN
+
+
+def fibres(size: int, drawn: list[tuple[int, int, int, int]]) -> np.ndarray:
+    """Label map with a myelin ring of outer radius R around an axon disc of radius r, per
+    (x, y, r, R)."""
+    labels = np.zeros((size, size), np.uint8)
+    for x, y, _, outer in drawn:
+        cv2.circle(labels, (x, y), outer, MYELIN, -1)
+    for x, y, r, _ in drawn:
+        cv2.circle(labels, (x, y), r, AXON, -1)
+    return labels
+
+
+@pytest.mark.parametrize(("r", "outer"), [(12, 18), (20, 26), (30, 33)])
+def test_a_drawn_fibre_measures_its_radii(r: int, outer: int) -> None:
+    pixel_size = 0.05
+    (row,) = morphometrics.measure(fibres(128, [(64, 60, r, outer)]), pixel_size)
+    assert row["axon_diam (um)"] == pytest.approx(2 * r * pixel_size, rel=0.02)
+    assert row["axonmyelin_diam (um)"] == pytest.approx(2 * outer * pixel_size, rel=0.02)
+    assert row["myelin_thickness (um)"] == pytest.approx((outer - r) * pixel_size, rel=0.02)
+    assert row["gratio"] == pytest.approx(r / outer, rel=0.02)
+    assert (row["x0 (px)"], row["y0 (px)"]) == pytest.approx((64, 60), abs=0.01)
+    assert not row["image_border_touching"]
+
+
+def test_touching_sheaths_are_split_between_their_fibres() -> None:
+    """Two equal fibres whose rings overlap: each keeps half the shared myelin, so both have
+    the same thickness, a little under the drawn one."""
+    rows = morphometrics.measure(fibres(160, [(50, 80, 20, 30), (104, 80, 20, 30)]), 0.1)
+    assert len(rows) == 2
+    a, b = (r["myelin_area (um^2)"] for r in rows)
+    assert a == pytest.approx(b, rel=0.02)  # pixels equidistant from both go to one
+    assert rows[0]["myelin_thickness (um)"] < 1.0 and rows[0]["gratio"] > 20 / 30
+
+
+def test_fibres_on_the_border_are_flagged_and_left_out_of_summaries() -> None:
+    labels = fibres(100, [(50, 50, 10, 15), (5, 50, 10, 15)])
+    rows = morphometrics.measure(labels, 0.1)
+    assert sorted(r["image_border_touching"] for r in rows) == [False, True]
+    cmp = morphometrics.compare(rows, rows)
+    assert cmp["n_axons"] == 1 and cmp["gratio_error"] == 0 and cmp["axon_diam_wasserstein"] == 0
+    assert cmp["gratio_mean"] == pytest.approx(10 / 15, rel=0.02)
+
+
+def test_compare_reports_the_error_of_the_means() -> None:
+    truth = morphometrics.measure(fibres(200, [(60, 60, 20, 30), (140, 140, 20, 30)]), 0.1)
+    pred = morphometrics.measure(fibres(200, [(60, 60, 16, 30), (140, 140, 16, 30)]), 0.1)
+    cmp = morphometrics.compare(pred, truth)
+    assert cmp["axon_diam_error"] == pytest.approx(0.8, rel=0.03)  # 2 x 4 px x 0.1 µm
+    assert cmp["gratio_error"] == pytest.approx(20 / 30 - 16 / 30, rel=0.03)
+    assert cmp["axon_diam_wasserstein"] == pytest.approx(cmp["axon_diam_error"], rel=1e-6)
+    assert math.isclose(cmp["n_axons"], 2)
+
+
+def test_no_axon_no_rows_and_no_means() -> None:
+    assert morphometrics.measure(np.zeros((16, 16), np.uint8), 0.1) == []
+    cmp = morphometrics.compare([], [])
+    assert cmp["gratio_mean"] is None and cmp["axon_diam_error"] is None
+
+
+def test_csv_has_axondeepsegs_columns() -> None:
+    rows = morphometrics.measure(fibres(64, [(32, 32, 8, 12)]), 0.1)
+    header, line = morphometrics.to_csv(rows).splitlines()
+    assert header.split(",") == list(morphometrics.COLUMNS) and line.count(",") == 9
