@@ -36,6 +36,7 @@ COMMON = [
     "-m",
     "axondeepsynth.run",
     "+experiment=demo",
+    "model=syndiff_tiny",  # the translator with the most state to resume exactly
     "logger=none",
     "data.tile_size=32",
     "data.tile_overlap=8",

@@ -220,6 +220,7 @@ def test_ddp_two_processes_on_cpu(tmp_path: Path, reuse: bool) -> None:
             "-m",
             "axondeepsynth.run",
             "+experiment=demo",
+            "model=syndiff_tiny",  # eight networks, the D steps leaving the generators out
             "trainer=ddp_cpu",
             "stages=[train_translator]",
             "logger=csv",
