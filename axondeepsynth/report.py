@@ -119,7 +119,7 @@ def aggregate(records: list[dict]) -> list[dict]:
             for fold, scores in body["folds"].items():
                 if scores.get("mean") is not None:
                     _add_fold(group["folds"], str(fold), scores, key, record["path"])
-    rows = [_row(key, group) for key, group in groups.items()]
+    rows = [_row(key, group) for key, group in groups.items() if group["folds"]]  # scored ones
     return sorted(rows, key=_sort_key)
 
 
@@ -416,6 +416,79 @@ def extremes(records: list[dict]) -> dict[str, dict[str, tuple[float, Path]]]:
     return found
 
 
+def to_check(records: list[dict], n: int = 3) -> str:
+    """Per strategy, the `n` least confident pseudo labels over every fold and file (the images
+    a person should look at first), with their axon Dice where U's labels exist, as markdown."""
+    lines = []
+    for strategy in sorted(
+        {s for r in records for s in r["strategies"]}, key=lambda s: _strategy_rank(s)
+    ):
+        seen = []
+        for record in records:
+            for fold, scores in record["strategies"].get(strategy, {}).get("folds", {}).items():
+                dice = scores.get("per_image") or {}
+                for key, conf in (scores.get("confidence") or {}).items():
+                    axon = dice.get(key, {}).get("axon")
+                    seen.append((float(conf), key, fold, axon))
+        if seen:
+            worst = ", ".join(
+                f"{key} (fold {fold}: {conf:.3f}"
+                + ("" if axon is None else f", axon Dice {float(axon):.3f}")
+                + ")"
+                for conf, key, fold, axon in sorted(seen)[:n]
+            )
+            lines.append(f"- {strategy}: {worst}")
+    if not lines:
+        return ""
+    return (
+        "Least confident pseudo labels, to check first (mean confidence over fibre pixels):\n"
+        + "\n".join(lines)
+        + "\n"
+    )
+
+
+def recommend(records: list[dict]) -> str:
+    """One line per (source, target): the strategy whose pseudo labels are the most confident
+    on average (mean per-image confidence over folds and files), chosen without U's labels; where
+    U's labels exist, a second clause says whether that strategy also has the best axon Dice."""
+    confidences: dict[tuple, dict[str, list[float]]] = {}
+    dice: dict[tuple, dict[str, list[float]]] = {}
+    for record in records:
+        pair = (str(record.get("source")), str(record.get("target")))
+        for strategy, body in record["strategies"].items():
+            if strategy == "oracle":  # needs U's labels: not a choice for unlabelled data
+                continue
+            for scores in body["folds"].values():
+                values = [float(v) for v in (scores.get("confidence") or {}).values()]
+                confidences.setdefault(pair, {}).setdefault(strategy, []).extend(values)
+                if scores.get("mean"):
+                    dice.setdefault(pair, {}).setdefault(strategy, []).append(
+                        float(scores["mean"]["axon"])
+                    )
+    lines = []
+    for (source, target), by_strategy in confidences.items():
+        means = {s: statistics.fmean(v) for s, v in by_strategy.items() if v}
+        if not means:
+            continue
+        ranked = sorted(means, key=means.get, reverse=True)
+        others = ", ".join(f"{s} {means[s]:.3f}" for s in ranked[1:])
+        line = (
+            f"- {source} → {target}: recommended **{ranked[0]}**, its pseudo labels the most "
+            f"confident (mean {means[ranked[0]]:.3f}" + (f"; {others}" if others else "") + ")"
+        )
+        scored = {s: statistics.fmean(v) for s, v in dice.get((source, target), {}).items() if v}
+        if scored:
+            best = max(scored, key=scored.get)
+            verdict = (
+                "the best by axon Dice too"
+                if best == ranked[0]
+                else f"the best by axon Dice is {best}"
+            )
+            line += f"; {verdict}"
+        lines.append(line)
+    return ("Recommendation, made without U's labels:\n" + "\n".join(lines) + "\n") if lines else ""
+
+
 def overlay_montage(records: list[dict], height: int = 260) -> bytes | None:
     """One row per strategy: its worst and best U image (image | truth | pseudo label), as PNG
     bytes; None when no overlay pictures are found."""
@@ -471,10 +544,12 @@ def write_report(rows: list[dict], out: Path, records: list[dict] | None = None)
     That is `out`, or `out-2`, `out-3`, ... when `out` already holds files.
     """
     out = _free_dir(Path(out))
-    write_text(out / "table.md", markdown(rows))
+    notes = [text for text in (recommend(records or []), to_check(records or [])) if text]
+    write_text(out / "table.md", "\n".join([markdown(rows), *notes]))
     write_text(out / "table.csv", _csv(rows))
     write_text(out / "summary.json", json.dumps({"rows": rows}, indent=2) + "\n")
-    write_bytes(out / "dice.png", chart(rows))
+    if rows:
+        write_bytes(out / "dice.png", chart(rows))
     montage = overlay_montage(records or [])
     if montage is not None:
         write_bytes(out / "overlays.png", montage)
@@ -490,7 +565,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         records = collect(args.run_dirs)
         rows = aggregate(records)
-        if not rows:
+        notes = [text for text in (recommend(records), to_check(records)) if text]
+        if not rows and not notes:
             raise DataError(
                 args.run_dirs[0], "results.json files hold no strategies", "run evaluate first"
             )
@@ -510,7 +586,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: {wanted} is not empty; wrote the report to {out}", file=sys.stderr)
     else:
         print(f"report written to {out}", file=sys.stderr)
-    print(json.dumps(rows, indent=2) if args.json else markdown(rows).rstrip("\n"))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:  # without U's labels: no Dice, but the recommendation and the images to check
+        print("\n".join([markdown(rows), *notes]).rstrip("\n"))
     return 0
 
 

@@ -148,6 +148,10 @@ def test_a_new_translator_strategy_and_layout_run_end_to_end(tmp_path: Path, mon
     assert direct["morphometrics"]["n_axons_truth"] > 0
     csvs = list((out / "pseudo_labels" / "direct" / "fold0").rglob("*_morphometrics.csv"))
     assert len(csvs) == len(direct["per_image"]) and (out / "morphometrics.png").is_file()
+    # and given a confidence map and score, least confident first
+    maps = list((out / "pseudo_labels" / "direct" / "fold0").rglob("*_confidence.png"))
+    scores = list(direct["confidence"].values())
+    assert len(maps) == len(scores) == len(csvs) and scores == sorted(scores)
     # the identity translation copies L, in L's (new) layout, labels carried across
     l2u = out / "translator" / "translate" / "l2u"
     assert (l2u / "renamed.txt").is_file()

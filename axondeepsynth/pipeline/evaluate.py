@@ -37,12 +37,30 @@ log = logging.getLogger(__name__)
 CLASSES = ("axon", "myelin")
 
 
+def resized(probs: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Probabilities [C, h, w] linearly resized to [C, *shape]."""
+    if probs.shape[1:] == tuple(shape):
+        return probs
+    probs = cv2.resize(np.moveaxis(probs, 0, -1), shape[::-1], interpolation=cv2.INTER_LINEAR)
+    return np.moveaxis(probs, -1, 0)
+
+
 def to_shape(probs: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Label map of `shape` from probabilities [C, h, w] (linearly resized, then argmax)."""
-    if probs.shape[1:] != tuple(shape):
-        probs = cv2.resize(np.moveaxis(probs, 0, -1), shape[::-1], interpolation=cv2.INTER_LINEAR)
-        probs = np.moveaxis(probs, -1, 0)
-    return probs.argmax(0).astype(np.uint8)
+    return resized(probs, shape).argmax(0).astype(np.uint8)
+
+
+def confidence(probs: np.ndarray) -> np.ndarray:
+    """Per pixel, the largest of the class probabilities averaged over a strategy's models and
+    test-time flips: 1 where every member is sure of one class, 1/C where they cancel out."""
+    return probs.max(0)
+
+
+def image_confidence(conf: np.ndarray, pred: np.ndarray) -> float:
+    """One number per image: mean confidence over the pixels labelled axon or myelin (over all
+    pixels when there are none), where a person would look for mistakes."""
+    fibres = pred > 0
+    return float(conf[fibres].mean() if fibres.any() else conf.mean())
 
 
 def model_inputs(run: Run, shown: str) -> list[np.ndarray]:
@@ -98,7 +116,7 @@ def evaluate_fold(
     out = run.out / "pseudo_labels" / strategy.name / f"fold{fold}"
     keep = held_out(run, strategy, fold)
     models = load_models(run, strategy, fold)
-    per_image, pseudo, preds, fibres, true_fibres = {}, [], {}, [], {}
+    per_image, pseudo, preds, fibres, true_fibres, confidences = {}, [], {}, [], {}, {}
     tile, overlap = cfg.seg_tiling()
     batch_size = run.tiles_per_pass(seg.predict_batch_size)
     chosen = [
@@ -110,11 +128,14 @@ def evaluate_fold(
         probs = np.mean(
             [model.predict_proba(x[i], tile, overlap, batch_size) for model, x in models], axis=0
         )
-        pred = to_shape(probs, sample.image.shape)
+        probs = resized(probs, sample.image.shape)
+        pred, conf = probs.argmax(0).astype(np.uint8), confidence(probs)
         for kind, mask in to_masks(pred).items():
             images.write_png(out / f"{sample.key}_seg-{kind}.png", mask)
+        images.write_png(out / f"{sample.key}_confidence.png", conf)
+        confidences[sample.key] = round(image_confidence(conf, pred), 6)
         pseudo.append(replace(sample, labels=pred, name=sample.key.replace("/", "_")))
-        preds[sample.key] = (sample, pred)
+        preds[sample.key] = (sample, pred, conf)
         fibres += measure_fibres(pred, sample, out)
         if sample.labels is not None:
             per_image[sample.key] = {
@@ -122,12 +143,15 @@ def evaluate_fold(
             }
             truth = run.out / "morphometrics_truth"
             true_fibres[sample.key] = measure_fibres(sample.labels, sample, truth)
-    _save_overlays(run, strategy.name, fold, preds, per_image)
+    _save_overlays(run, strategy.name, fold, preds, per_image, confidences)
     if seg.export_nnunet:
         name = {"Name": f"{strategy.name} pseudo labels"}
         nnunet.write(pseudo, out / f"Dataset500_{strategy.name}", None, name)
     true = [row for rows in true_fibres.values() for row in rows]
-    summary = _summary(per_image) | {"morphometrics": morphometrics.compare(fibres, true)}
+    summary = _summary(per_image) | {
+        "morphometrics": morphometrics.compare(fibres, true),
+        "confidence": dict(sorted(confidences.items(), key=lambda kv: kv[1])),  # least first
+    }
     return summary, fibres, true_fibres
 
 
@@ -140,19 +164,25 @@ def measure_fibres(labels: np.ndarray, sample, out: Path) -> list[dict]:
 
 
 def _save_overlays(
-    run: Run, strategy: str, fold: int, preds: dict, per_image: dict[str, dict[str, float]]
+    run: Run,
+    strategy: str,
+    fold: int,
+    preds: dict,
+    per_image: dict[str, dict[str, float]],
+    confidences: dict[str, float],
 ) -> None:
-    """image | ground truth | pseudo label of the worst and best U image by axon Dice, or of
-    the first `seg.n_overlays` images when U has no labels."""
+    """image | ground truth | pseudo label | confidence of the worst and best U image by axon
+    Dice, or, when U has no labels, of the `seg.n_overlays` least confident ones."""
     if per_image:
         ranked = sorted(per_image, key=lambda k: per_image[k]["axon"])
         chosen = {"worst": ranked[0], "best": ranked[-1]}
     else:
-        chosen = {str(i): key for i, key in enumerate(list(preds)[: run.cfg.seg.n_overlays])}
+        ranked = sorted(confidences, key=confidences.get)[: run.cfg.seg.n_overlays]
+        chosen = {f"check{i}": key for i, key in enumerate(ranked)}
     for tag, key in chosen.items():
-        sample, pred = preds[key]
+        sample, pred, conf = preds[key]
         name = f"{strategy}_fold{fold}_{tag}_{key.replace('/', '_')}.png"
-        save_comparison(run.out / "overlays" / name, sample.image, sample.labels, pred)
+        save_comparison(run.out / "overlays" / name, sample.image, sample.labels, pred, conf)
 
 
 def run(run: Run) -> None:
@@ -183,6 +213,7 @@ def run(run: Run) -> None:
     }
     io.write_text(run.out / "results.json", json.dumps(results, indent=2))
     rows = report.aggregate([results | {"path": str(run.out / "results.json")}])
+    log.info("%s%s", report.recommend([results]), report.to_check([results]).rstrip())
     if rows:
         publish(run, rows)
     else:

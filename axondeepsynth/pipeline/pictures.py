@@ -24,10 +24,18 @@ def overlay(image: np.ndarray, labels: np.ndarray | None, alpha: float = 0.45) -
 
 
 def save_comparison(
-    path: Path, image: np.ndarray, truth: np.ndarray | None, pred: np.ndarray, max_side: int = 768
+    path: Path,
+    image: np.ndarray,
+    truth: np.ndarray | None,
+    pred: np.ndarray,
+    confidence: np.ndarray | None = None,
+    max_side: int = 768,
 ) -> Path:
-    """Save `image | truth overlay | prediction overlay` side by side as a PNG."""
+    """Save `image | truth overlay | prediction overlay [| confidence, white = sure]` side by
+    side as a PNG."""
     panels = [overlay(image, None), overlay(image, truth), overlay(image, pred)]
+    if confidence is not None:
+        panels.append(np.repeat(confidence[..., None], 3, axis=-1).astype(np.float32))
     strip = np.concatenate(
         [np.pad(p, ((0, 0), (0, 4), (0, 0)), constant_values=1.0) for p in panels], axis=1
     )
