@@ -60,7 +60,7 @@ def test_two_fold_sweep_end_to_end(tmp_path: Path) -> None:
     assert len(list(shared.glob("checkpoints/*.ckpt"))) >= 1
     for fold, job in enumerate(jobs):
         results = json.loads((job / "results.json").read_text())
-        assert set(results["strategies"]) == {"direct", "tutorship", "adaptation"}
+        assert set(results["strategies"]) == {"direct", "tutorship", "adaptation", "fused"}
         for strategy in results["strategies"].values():
             scores = strategy["folds"][str(fold)]
             assert len(scores["per_image"]) == 8  # every U phantom is labelled
@@ -80,6 +80,7 @@ def test_two_fold_sweep_end_to_end(tmp_path: Path) -> None:
         "direct": 2,
         "tutorship": 2,
         "adaptation": 2,
+        "fused": 2,
     }
 
 
