@@ -5,9 +5,10 @@ on its training set and shown its input (U, or U translated into L's look); a st
 on U's own labels (the oracle) segments only the U images its fold held out.
 Predictions are blended softmax at the working scale, resized to each image's stored size, and
 written in AxonDeepSeg's convention (`<name>_seg-{axon,myelin,axonmyelin}.png`) under
-`pseudo_labels/<strategy>/fold<k>/`, plus an nnU-Net raw export. Dice is computed per image at
-the stored resolution against U's own labels where it has them. Everything lands in
-`results.json`.
+`pseudo_labels/<strategy>/fold<k>/`, plus an nnU-Net raw export, each with its confidence map
+and its per-axon morphometrics. Dice and morphometrics are compared at the stored resolution
+against U's own labels where it has them. Everything lands in `results.json`; the log ends
+with the strategy the confidences recommend and the images to check first.
 """
 
 from __future__ import annotations
