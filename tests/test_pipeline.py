@@ -14,7 +14,7 @@ import pytest
 from conftest import REPO
 
 from axondeepsynth import report
-from axondeepsynth.pipeline.evaluate import to_shape
+from axondeepsynth.pipeline.evaluate import resized
 
 TINY = [
     "data.tile_size=32",
@@ -88,7 +88,7 @@ def test_probabilities_resized_before_argmax() -> None:
     probs = np.zeros((3, 2, 2), np.float32)
     probs[2, :, 1] = 1.0  # right column axon
     probs[0, :, 0] = 1.0
-    labels = to_shape(probs, (4, 8))
+    labels = resized(probs, (4, 8)).argmax(0)
     assert labels.shape == (4, 8)
     assert (labels[:, :3] == 0).all() and (labels[:, 5:] == 2).all()
 

@@ -180,7 +180,7 @@ def test_fused_averages_its_models_softmax(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(
         evaluate, "load_models", lambda run, s, f: [(Fixed("a"), [None]), (Fixed("b"), [None])]
     )
-    evaluate.evaluate_fold(run, strategies.STRATEGIES["fused"], 0)
+    evaluate.evaluate_fold(run, strategies.STRATEGIES["fused"], 0, truth={})
     written = run.out / "pseudo_labels" / "fused" / "fold0" / "u1_seg-axonmyelin.png"
     label = cv2.imread(str(written), cv2.IMREAD_GRAYSCALE)
     expected = ((probs["a"] + probs["b"]) / 2).argmax(0)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import replace
-from io import BytesIO
 from pathlib import Path
 
 import cv2
@@ -30,8 +29,8 @@ from axondeepsynth.data.labels import to_masks
 from axondeepsynth.data.layouts import nnunet
 from axondeepsynth.pipeline import keys
 from axondeepsynth.pipeline.context import Run
-from axondeepsynth.pipeline.pictures import save_comparison
-from axondeepsynth.strategies import INPUT_TRANSLATION, STRATEGIES, TRAINING_SETS, Strategy
+from axondeepsynth.pipeline.pictures import morphometrics_figure, save_comparison
+from axondeepsynth.strategies import INPUT_TRANSLATION, TRAINING_SETS, Strategy
 from axondeepsynth.training.segmenter import Segmenter, dice_per_class
 
 log = logging.getLogger(__name__)
@@ -44,11 +43,6 @@ def resized(probs: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         return probs
     probs = cv2.resize(np.moveaxis(probs, 0, -1), shape[::-1], interpolation=cv2.INTER_LINEAR)
     return np.moveaxis(probs, -1, 0)
-
-
-def to_shape(probs: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Label map of `shape` from probabilities [C, h, w] (linearly resized, then argmax)."""
-    return resized(probs, shape).argmax(0).astype(np.uint8)
 
 
 def confidence(probs: np.ndarray) -> np.ndarray:
@@ -107,17 +101,17 @@ def load_models(run: Run, strategy: Strategy, fold: int) -> list[tuple[Segmenter
 
 
 def evaluate_fold(
-    run: Run, strategy: Strategy, fold: int
-) -> tuple[dict, list[dict], dict[str, list[dict]]]:
+    run: Run, strategy: Strategy, fold: int, truth: dict[str, list[dict]]
+) -> tuple[dict, list[dict]]:
     """Pseudo-label every U image (its held-out ones for the oracle) with one strategy's fold:
     its models' softmax averaged; write the masks and each image's morphometrics; return Dice
-    and morphometrics against U's labels, the fibres of the pseudo labels and, by image, the
-    fibres of U's labels."""
+    and morphometrics against U's labels, and the fibres of the pseudo labels. `truth` holds
+    the fibres of U's labels by image, measured on first use and shared by every fold."""
     cfg, seg = run.cfg, run.cfg.seg
     out = run.out / "pseudo_labels" / strategy.name / f"fold{fold}"
     keep = held_out(run, strategy, fold)
     models = load_models(run, strategy, fold)
-    per_image, pseudo, preds, fibres, true_fibres, confidences = {}, [], {}, [], {}, {}
+    per_image, pseudo, preds, fibres, true_fibres, confidences = {}, [], {}, [], [], {}
     tile, overlap = cfg.seg_tiling()
     batch_size = run.tiles_per_pass(seg.predict_batch_size)
     chosen = [
@@ -142,18 +136,19 @@ def evaluate_fold(
             per_image[sample.key] = {
                 k: round(v, 6) for k, v in dice_per_class(pred, sample.labels).items()
             }
-            truth = run.out / "morphometrics_truth"
-            true_fibres[sample.key] = measure_fibres(sample.labels, sample, truth)
+            if sample.key not in truth:
+                out_truth = run.out / "morphometrics_truth"
+                truth[sample.key] = measure_fibres(sample.labels, sample, out_truth)
+            true_fibres += truth[sample.key]
     _save_overlays(run, strategy.name, fold, preds, per_image, confidences)
     if seg.export_nnunet:
         name = {"Name": f"{strategy.name} pseudo labels"}
         nnunet.write(pseudo, out / f"Dataset500_{strategy.name}", None, name)
-    true = [row for rows in true_fibres.values() for row in rows]
     summary = _summary(per_image) | {
-        "morphometrics": morphometrics.compare(fibres, true),
+        "morphometrics": morphometrics.compare(fibres, true_fibres),
         "confidence": dict(sorted(confidences.items(), key=lambda kv: kv[1])),  # least first
     }
-    return summary, fibres, true_fibres
+    return summary, fibres
 
 
 def measure_fibres(labels: np.ndarray, sample, out: Path) -> list[dict]:
@@ -192,13 +187,12 @@ def run(run: Run) -> None:
     for strategy in run.strategies:
         folds = {}
         for fold in run.folds:
-            folds[str(fold)], measured, true = evaluate_fold(run, strategy, fold)
+            folds[str(fold)], measured = evaluate_fold(run, strategy, fold, truth)
             fibres.setdefault(strategy.name, []).extend(measured)
-            truth |= true
         strategies[strategy.name] = {"train_set": "+".join(strategy.train_sets), "folds": folds}
     if any(fibres.values()):
         true = [row for rows in truth.values() for row in rows]
-        io.write_bytes(run.out / "morphometrics.png", histograms(fibres, true))
+        io.write_bytes(run.out / "morphometrics.png", morphometrics_figure(fibres, true))
     results = {
         "task_name": cfg.task_name,
         "run_dir": str(run.out),
@@ -250,44 +244,3 @@ def publish(run: Run, rows: list[dict]) -> None:
 def _domain_name(run: Run, which: str) -> str:
     cfg = run.domain_config(which)
     return cfg.modality or Path(cfg.datasets()[0].root).name
-
-
-def histograms(fibres: dict[str, list[dict]], truth: list[dict]) -> bytes:
-    """Distributions of g-ratio and axon diameter of each strategy's whole fibres (all folds)
-    and of U's labels, as PNG bytes."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(10, 3.8), dpi=110)
-    FigureCanvasAgg(fig)
-    panels = (
-        ("gratio", "g-ratio", morphometrics.myelinated),
-        ("axon_diam (um)", "axon diameter (µm)", morphometrics.inner),
-    )
-    for ax, (column, title, pick) in zip(fig.subplots(1, 2), panels, strict=True):
-        series = {name: [r[column] for r in pick(rows)] for name, rows in fibres.items()}
-        if truth:
-            series["U's labels"] = [r[column] for r in pick(truth)]
-        values = [v for vs in series.values() for v in vs]
-        if not values:
-            continue
-        bins = np.linspace(min(values), max(values), 30)
-        for name, vs in series.items():
-            colour = "black" if name == "U's labels" else STRATEGIES[name].color
-            ax.hist(
-                vs,
-                bins,
-                histtype="step",
-                density=True,
-                color=colour,
-                lw=1.6,
-                label=f"{name} ({len(vs)})",
-            )
-        ax.set_xlabel(title)
-        ax.set_yticks([])
-    fig.axes[0].legend(fontsize=8, frameon=False)
-    fig.suptitle("Per-axon morphometrics: pseudo labels vs U's labels (fibres not on the border)")
-    fig.tight_layout()
-    buffer = BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()

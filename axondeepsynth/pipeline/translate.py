@@ -11,7 +11,6 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
 from tqdm.auto import tqdm
 
@@ -32,7 +31,7 @@ def load_translator(
     device: torch.device | str = "cpu",
     compile: bool = False,
     sampler: str | None = None,
-) -> pl.LightningModule:
+) -> translators.Translator:
     """A trained translator of any registered kind from its checkpoint, refused with one line
     when unreadable or without the `sampler` asked for; its networks compiled when asked."""
     module = translators.load(path, device)
@@ -45,7 +44,7 @@ def load_translator(
     return compile_networks(module) if compile else module
 
 
-def compile_networks(module: pl.LightningModule) -> pl.LightningModule:
+def compile_networks(module: translators.Translator) -> translators.Translator:
     """Compile the translator's inference networks with inductor, their weights frozen as
     constants (folded and pre-packed for the convolution library). Static shapes: a new tile
     batch size compiles once."""
@@ -56,7 +55,7 @@ def compile_networks(module: pl.LightningModule) -> pl.LightningModule:
 
 
 def translate_sample(
-    module: pl.LightningModule,
+    module: translators.Translator,
     sample: Sample,
     direction: str,
     tile: int,

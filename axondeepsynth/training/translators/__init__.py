@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-import pytorch_lightning as pl
 import torch
 
 from axondeepsynth.errors import ConfigError
@@ -29,6 +28,11 @@ class Translator(Protocol):
     device: torch.device
     dtype: torch.dtype
 
+    @classmethod
+    def check(cls, cfg) -> None:
+        """Refuse, before any work, a config this translator cannot train or sample with."""
+        ...
+
     def translate(
         self,
         x: torch.Tensor,
@@ -42,12 +46,12 @@ class Translator(Protocol):
         ...
 
 
-def build(cfg, paired_val: bool = False, seed: int = 0) -> pl.LightningModule:
+def build(cfg, paired_val: bool = False, seed: int = 0) -> Translator:
     """A new translator of kind `cfg.name` (a TranslatorConfig)."""
     return get(cfg.name)(cfg, paired_val=paired_val, seed=seed)
 
 
-def load(path: str | Path, device: torch.device | str = "cpu") -> pl.LightningModule:
+def load(path: str | Path, device: torch.device | str = "cpu") -> Translator:
     """A trained translator from a Lightning checkpoint of any registered kind, in eval mode.
 
     Read with weights_only=True (a pickled payload never runs); anything unreadable, or not a
