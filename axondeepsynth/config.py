@@ -196,6 +196,10 @@ class TranslationStageConfig:
     precision: str = "32"  # 32 | bf16 (autocast; 1.3-1.9x faster on CPUs with avx512_bf16)
     compile: bool = speed(False)  # torch.compile the generators, weights frozen (10-80 s first)
     seed: int = 0
+    # translations drawn per image where a strategy segments them (U->L): the models' softmax
+    # is averaged over the draws, and the confidence maps show where they disagree. Needs a
+    # stochastic sampler (syndiff's diffusive); training sets use the first draw
+    samples: int = 1
 
 
 @dataclass

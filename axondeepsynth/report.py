@@ -448,43 +448,50 @@ def to_check(records: list[dict], n: int = 3) -> str:
 
 
 def recommend(records: list[dict]) -> str:
-    """One line per (source, target): the strategy whose pseudo labels are the most confident
-    on average (mean per-image confidence over folds and files), chosen without U's labels; where
-    U's labels exist, a second clause says whether that strategy also has the best axon Dice."""
-    confidences: dict[tuple, dict[str, list[float]]] = {}
-    dice: dict[tuple, dict[str, list[float]]] = {}
+    """One line per (source, target): the strategy the others back up most (the mean Dice of
+    its pseudo labels against theirs, `agreement` in results.json), or, where that was not
+    measured (two strategies, older results), the most confident one (mean per-image
+    confidence); chosen without U's labels. Where U's labels exist, a second clause says
+    whether it also has the best axon Dice."""
+    scores: dict[tuple, dict[str, dict[str, list[float]]]] = {}
     for record in records:
         pair = (str(record.get("source")), str(record.get("target")))
         for strategy, body in record["strategies"].items():
             if strategy == "oracle":  # needs U's labels: not a choice for unlabelled data
                 continue
-            for scores in body["folds"].values():
-                values = [float(v) for v in (scores.get("confidence") or {}).values()]
-                confidences.setdefault(pair, {}).setdefault(strategy, []).extend(values)
-                if scores.get("mean"):
-                    dice.setdefault(pair, {}).setdefault(strategy, []).append(
-                        float(scores["mean"]["axon"])
-                    )
+            mine = scores.setdefault(pair, {}).setdefault(
+                strategy, {"agreement": [], "confidence": [], "dice": []}
+            )
+            for fold in body["folds"].values():
+                mine["confidence"] += [float(v) for v in (fold.get("confidence") or {}).values()]
+                if "agreement" in fold:
+                    mine["agreement"].append(float(fold["agreement"]))
+                if fold.get("mean"):
+                    mine["dice"].append(float(fold["mean"]["axon"]))
     lines = []
-    for (source, target), by_strategy in confidences.items():
-        means = {s: statistics.fmean(v) for s, v in by_strategy.items() if v}
+    for (source, target), by_strategy in scores.items():
+        measured = [v["agreement"] for v in by_strategy.values()]
+        by = "agreement" if all(measured) else "confidence"
+        means = {s: statistics.fmean(v[by]) for s, v in by_strategy.items() if v[by]}
         if not means:
             continue
         ranked = sorted(means, key=means.get, reverse=True)
-        others = ", ".join(f"{s} {means[s]:.3f}" for s in ranked[1:])
-        line = (
-            f"- {source} → {target}: recommended **{ranked[0]}**, its pseudo labels the most "
-            f"confident (mean {means[ranked[0]]:.3f}" + (f"; {others}" if others else "") + ")"
+        others = "".join(f"; {s} {means[s]:.3f}" for s in ranked[1:])
+        why = (
+            "the other strategies' pseudo labels agree with it most (mean Dice "
+            if by == "agreement"
+            else "its pseudo labels the most confident (mean "
         )
-        scored = {s: statistics.fmean(v) for s, v in dice.get((source, target), {}).items() if v}
-        if scored:
-            best = max(scored, key=scored.get)
-            verdict = (
-                "the best by axon Dice too"
+        line = f"- {source} → {target}: recommended **{ranked[0]}**, {why}{means[ranked[0]]:.3f}"
+        line += others + ")"
+        dice = {s: statistics.fmean(v["dice"]) for s, v in by_strategy.items() if v["dice"]}
+        if dice:
+            best = max(dice, key=dice.get)
+            line += (
+                "; the best by axon Dice too"
                 if best == ranked[0]
-                else f"the best by axon Dice is {best}"
+                else f"; the best by axon Dice is {best}"
             )
-            line += f"; {verdict}"
         lines.append(line)
     return ("Recommendation, made without U's labels:\n" + "\n".join(lines) + "\n") if lines else ""
 

@@ -81,3 +81,98 @@ def test_the_report_of_an_unlabelled_run_recommends_and_lists(tmp_path: Path, ca
     out = capsys.readouterr().out
     assert "recommended **tutorship**" in out and "to check first" in out
     assert "recommended **tutorship**" in (run / "report" / "table.md").read_text()
+
+
+class OneHot:
+    """A stand-in proxy that is certain of the label map it is shown."""
+
+    def predict_proba(self, labels, *args):
+        return one_hot(labels)
+
+
+def _evaluate_with(tmp_path: Path, monkeypatch, strategy: str, models: list) -> Path:
+    """Run evaluate_fold on one 2x2 U image with stand-in models; return its output folder."""
+    from conftest import compose_cfg
+
+    from axondeepsynth import strategies
+    from axondeepsynth.data.records import Sample
+    from axondeepsynth.pipeline import evaluate
+    from axondeepsynth.pipeline.context import Run
+
+    u = [Sample("u1", "s", np.zeros((2, 2), np.float32), 0.1, None, Path("u.png"), (2, 2))]
+    run = Run(compose_cfg("+experiment=demo", tmp=tmp_path), tmp_path / "run")
+    monkeypatch.setattr(run, "domain", lambda which, native=False: u)
+    monkeypatch.setattr(evaluate, "load_models", lambda run, s, f: models)
+    evaluate.evaluate_fold(run, strategies.STRATEGIES[strategy], 0, truth={})
+    return run.out / "pseudo_labels" / strategy / "fold0"
+
+
+def test_translation_draws_lower_confidence_where_they_disagree(tmp_path, monkeypatch) -> None:
+    """Three draws of one U->L translation: the pixels where the proxy's answers differ between
+    draws lose confidence; the pseudo label is the argmax of the mean over draws."""
+    import cv2
+
+    a, b, c = np.array([[0, 1], [2, 2]]), np.array([[0, 1], [2, 1]]), np.array([[0, 2], [2, 1]])
+    out = _evaluate_with(tmp_path, monkeypatch, "adaptation", [(OneHot(), [[a, b, c]])])
+    conf = cv2.imread(str(out / "u1_confidence.png"), cv2.IMREAD_GRAYSCALE) / 255
+    np.testing.assert_allclose(conf, [[1.0, 2 / 3], [1.0, 2 / 3]], atol=1 / 255)
+    label = cv2.imread(str(out / "u1_seg-axonmyelin.png"), cv2.IMREAD_GRAYSCALE)
+    assert label.tolist() == [[0, 127], [255, 127]]  # 1 of 3 draws says axon at (1, 1)
+
+
+def test_a_model_weighs_once_in_fused_however_many_draws_it_sees(tmp_path, monkeypatch) -> None:
+    """fused averages its models, each first averaged over its input's draws: three draws of
+    U->L do not outvote tutorship's single look at U."""
+    import cv2
+
+    tutor, draws = np.array([[1, 1], [1, 1]]), [np.array([[2, 2], [2, 1]])] * 3
+    models = [(OneHot(), [[tutor]]), (OneHot(), [draws])]
+    out = _evaluate_with(tmp_path, monkeypatch, "fused", models)
+    conf = cv2.imread(str(out / "u1_confidence.png"), cv2.IMREAD_GRAYSCALE) / 255
+    np.testing.assert_allclose(conf, [[0.5, 0.5], [0.5, 1.0]], atol=1 / 255)
+
+
+def test_the_recommendation_follows_agreement_where_it_was_measured() -> None:
+    """fused, less confident than tutorship, is the one the others back up most: it is chosen,
+    with or without U's labels."""
+    records = {}
+    for labelled in (True, False):
+        record = _record(labelled)
+        record["strategies"]["fused"] = {
+            "folds": {"0": _record(labelled)["strategies"]["adaptation"]["folds"]["0"]}
+        }
+        for name, score in {
+            "direct": 0.1,
+            "tutorship": 0.6,
+            "adaptation": 0.62,
+            "fused": 0.7,
+        }.items():
+            for fold in record["strategies"][name]["folds"].values():
+                fold["agreement"] = score
+        records[labelled] = report.recommend([record])
+    assert "recommended **fused**, the other strategies' pseudo labels agree" in records[False]
+    assert records[True].splitlines()[1].startswith(records[False].splitlines()[1])
+
+
+def test_agreement_is_the_mean_dice_against_the_other_strategies(tmp_path, monkeypatch) -> None:
+    from conftest import compose_cfg
+
+    from axondeepsynth.data import images
+    from axondeepsynth.data.records import Sample
+    from axondeepsynth.pipeline import evaluate
+    from axondeepsynth.pipeline.context import Run
+
+    run = Run(compose_cfg("+experiment=demo", tmp=tmp_path), tmp_path / "run")
+    u = [Sample("u1", "s", np.zeros((1, 4), np.float32), 0.1, None, Path("u.png"), (1, 4))]
+    monkeypatch.setattr(run, "domain", lambda which, native=False: u)
+    masks = {"a": [255, 255, 127, 0], "b": [255, 255, 127, 0], "c": [255, 0, 0, 127]}
+    for name, row in masks.items():
+        images.write_png(
+            run.out / "pseudo_labels" / name / "fold0" / "u1_seg-axonmyelin.png",
+            np.array([row], np.uint8),
+        )
+    # a vs b: axon 1, myelin 1; a vs c: axon 2/3, myelin 0
+    expected_a = np.mean([1.0, np.mean([2 / 3, 0.0])])
+    scores = evaluate.agreement(run, ["a", "b", "c"], 0)
+    assert scores["a"] == pytest.approx(expected_a, abs=1e-6) == scores["b"]
+    assert scores["c"] == pytest.approx(1 / 3, abs=1e-6)

@@ -149,6 +149,54 @@ def test_translation_resumes_after_a_crash_without_redoing_images(
     assert all(Path(f).is_file() for f in out.files.values())
 
 
+def test_draws_differ_repeat_per_seed_and_keep_the_first(tmp_path: Path, monkeypatch) -> None:
+    """translator.samples=3 with the diffusive sampler: three different translations of each U
+    image, the same ones on a re-run into a new directory, the first one as with one draw;
+    the L->U translation that is only trained on is drawn once. The sampler is replaced by
+    noise from its seed (an untrained SynDiff's draws differ by less than 8 bits)."""
+    from dataclasses import replace
+
+    from conftest import compose_cfg, saved_translator
+
+    from axondeepsynth.data.images import read_image
+    from axondeepsynth.pipeline import translate
+    from axondeepsynth.pipeline.context import Run
+
+    def noise(module, sample, direction, tile, overlap, batch, sampler, seed, *args, **kw):
+        image = np.random.default_rng(seed).random(sample.image.shape, np.float32)
+        return replace(sample, image=image)
+
+    monkeypatch.setattr(translate, "translate_sample", noise)
+
+    def translated(samples: int, name: str):
+        cfg = compose_cfg(
+            "+experiment=demo",
+            "model=syndiff_tiny",
+            "data.unlabeled.phantom.n_images=3",
+            "data.labeled.phantom.n_images=2",
+            "seg.strategies=[tutorship,adaptation]",
+            f"translator.samples={samples}",
+            tmp=tmp_path,
+        )
+        cfg.translator.ckpt_path = str(ckpt)
+        run = Run(cfg, tmp_path / name)
+        translate.run(run)
+        return run.outputs.translations
+
+    model = compose_cfg("+experiment=demo", "model=syndiff_tiny", tmp=tmp_path).model
+    ckpt = saved_translator(model, tmp_path / "t.ckpt", tile=32)
+    first, again, single = translated(3, "a"), translated(3, "b"), translated(1, "c")
+    assert len(first["u2l"].draws) == 2 and first["l2u"].draws == []
+    drawn = set()
+    for key in first["u2l"].files:
+        draws = [read_image(f) for f in first["u2l"].images(key)]
+        repeat = [read_image(f) for f in again["u2l"].images(key)]
+        drawn |= {d.tobytes() for d in draws}
+        assert all(np.array_equal(d, r) for d, r in zip(draws, repeat, strict=True))
+        assert np.array_equal(draws[0], read_image(single["u2l"].files[key]))
+    assert len(drawn) == 9  # 3 images x 3 draws, every one its own
+
+
 def _snapshot(root: Path, skip: Path) -> dict[str, tuple[int, int]]:
     return {
         str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)

@@ -178,7 +178,7 @@ def test_fused_averages_its_models_softmax(tmp_path: Path, monkeypatch) -> None:
     run = Run(cfg, tmp_path / "run")
     monkeypatch.setattr(run, "domain", lambda which, native=False: u)
     monkeypatch.setattr(
-        evaluate, "load_models", lambda run, s, f: [(Fixed("a"), [None]), (Fixed("b"), [None])]
+        evaluate, "load_models", lambda run, s, f: [(Fixed("a"), [[None]]), (Fixed("b"), [[None]])]
     )
     evaluate.evaluate_fold(run, strategies.STRATEGIES["fused"], 0, truth={})
     written = run.out / "pseudo_labels" / "fused" / "fold0" / "u1_seg-axonmyelin.png"

@@ -413,3 +413,22 @@ def test_nan_loss_stops_with_the_term_named_keeping_the_good_checkpoint(tmp_path
     for key, value in saved["state_dict"].items():
         assert torch.isfinite(value).all() if value.is_floating_point() else True
         assert torch.equal(value, state[key]), key  # the NaN step changed nothing
+
+
+def test_several_draws_need_a_stochastic_sampler(tmp_path: Path) -> None:
+    """translator.samples=2 with the deterministic ResNet pair: refused at compose when the run
+    trains it, and when a given checkpoint is loaded, naming translator.samples."""
+    from conftest import compose_cfg, saved_translator
+
+    from axondeepsynth.errors import ConfigError
+    from axondeepsynth.pipeline.translate import load_translator
+
+    with pytest.raises(ConfigError, match="translator.samples.*deterministic"):
+        compose_cfg("+experiment=demo", "translator.samples=2", tmp=tmp_path)
+    with pytest.raises(ConfigError, match="translator.samples.*must be >= 1"):
+        compose_cfg("+experiment=demo", "model=syndiff_tiny", "translator.samples=0")
+    cfg = compose_cfg("+experiment=demo", tmp=tmp_path)
+    ckpt = saved_translator(cfg.model, tmp_path / "t.ckpt", tile=32)
+    with pytest.raises(ConfigError, match="translator.samples"):
+        load_translator(ckpt, samples=3)
+    assert load_translator(ckpt, samples=1).cfg.name == "cyclegan"

@@ -57,7 +57,8 @@ def run_stages(cfg: Config) -> float | None:
     if cfg.translator.ckpt_path:  # refused before any stage claims a directory for it
         from axondeepsynth.pipeline.translate import load_translator
 
-        load_translator(cfg.translator.ckpt_path, sampler=cfg.translator.sampler)
+        t = cfg.translator
+        load_translator(t.ckpt_path, sampler=t.sampler, samples=t.samples)
     with logger_files_in(run.out):
         for stage in cfg.stages:
             log.info("stage %s -> %s", stage, run.out)

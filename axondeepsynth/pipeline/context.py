@@ -12,7 +12,7 @@ import torch
 from axondeepsynth.config import Config, DatasetConfig, DomainConfig
 from axondeepsynth.data.domain import load_domain
 from axondeepsynth.data.records import Sample
-from axondeepsynth.strategies import STRATEGIES, Strategy
+from axondeepsynth.strategies import INPUT_TRANSLATION, STRATEGIES, Strategy
 
 Domain = Literal["L", "U"]
 SOURCE: dict[str, Domain] = {"l2u": "L", "u2l": "U"}  # the domain a translation starts from
@@ -37,6 +37,11 @@ class Translation:
     checkpoint: str
     sampler: str
     files: dict[str, str]  # sample key -> translated image
+    draws: list[dict[str, str]] = field(default_factory=list)  # translator.samples > 1: the rest
+
+    def images(self, key: str) -> list[str]:
+        """Every draw of one source image's translation, the first first."""
+        return [self.files[key], *(d[key] for d in self.draws)]
 
 
 @dataclass
@@ -96,6 +101,12 @@ class Run:
             return [str(d) for d in self.cfg.translator.directions]
         needed = {d for s in self.strategies for d in s.translations}
         return [d for d in ("l2u", "u2l") if d in needed]
+
+    def draws(self, direction: str) -> int:
+        """Translations drawn per image: translator.samples where a strategy segments them,
+        one where they are only trained on."""
+        shown = {INPUT_TRANSLATION[i] for s in self.strategies for _, i in s.models}
+        return self.cfg.translator.samples if direction in shown else 1
 
     def domain_config(self, which: Domain) -> DomainConfig:
         return self.cfg.data.labeled if which == "L" else self.cfg.data.unlabeled

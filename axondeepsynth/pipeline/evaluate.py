@@ -13,6 +13,7 @@ with the strategy the confidences recommend and the images to check first.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from dataclasses import replace
@@ -25,7 +26,7 @@ from tqdm.auto import tqdm
 
 from axondeepsynth import io, morphometrics, report
 from axondeepsynth.data import images
-from axondeepsynth.data.labels import to_masks
+from axondeepsynth.data.labels import from_axonmyelin, to_masks
 from axondeepsynth.data.layouts import nnunet
 from axondeepsynth.pipeline import keys
 from axondeepsynth.pipeline.context import Run
@@ -46,8 +47,9 @@ def resized(probs: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def confidence(probs: np.ndarray) -> np.ndarray:
-    """Per pixel, the largest of the class probabilities averaged over a strategy's models and
-    test-time flips: 1 where every member is sure of one class, 1/C where they cancel out."""
+    """Per pixel, the largest of the class probabilities averaged over a strategy's models,
+    translation draws and test-time flips: 1 where every member is sure of one class, 1/C
+    where they cancel out."""
     return probs.max(0)
 
 
@@ -58,13 +60,14 @@ def image_confidence(conf: np.ndarray, pred: np.ndarray) -> float:
     return float(conf[fibres].mean() if fibres.any() else conf.mean())
 
 
-def model_inputs(run: Run, shown: str) -> list[np.ndarray]:
-    """What a model shown `shown` sees for each U image (at the working scale)."""
+def model_inputs(run: Run, shown: str) -> list[list[np.ndarray]]:
+    """What a model shown `shown` sees for each U image (at the working scale): the image, or
+    every draw of its translation."""
     translation = INPUT_TRANSLATION[shown]
     if translation is None:
-        return [s.image for s in run.domain("U")]
-    files = run.outputs.translations[translation].files  # validate() asked for translate
-    return [images.read_image(files[s.key]) for s in run.domain("U")]
+        return [[s.image] for s in run.domain("U")]
+    made = run.outputs.translations[translation]  # validate() asked for translate
+    return [[images.read_image(f) for f in made.images(s.key)] for s in run.domain("U")]
 
 
 def _summary(per_image: dict[str, dict[str, float]]) -> dict:
@@ -120,8 +123,12 @@ def evaluate_fold(
         if keep is None or sample.key in keep
     ]
     for i, sample in tqdm(chosen, desc=f"{strategy.name} fold {fold}", unit="img"):
-        probs = np.mean(
-            [model.predict_proba(x[i], tile, overlap, batch_size) for model, x in models], axis=0
+        probs = np.mean(  # over models, each over the draws of its input
+            [
+                np.mean([model.predict_proba(x, tile, overlap, batch_size) for x in xs[i]], 0)
+                for model, xs in models
+            ],
+            axis=0,
         )
         probs = resized(probs, sample.image.shape)
         pred, conf = probs.argmax(0).astype(np.uint8), confidence(probs)
@@ -149,6 +156,23 @@ def evaluate_fold(
         "confidence": dict(sorted(confidences.items(), key=lambda kv: kv[1])),  # least first
     }
     return summary, fibres
+
+
+def agreement(run: Run, names: list[str], fold: int) -> dict[str, float]:
+    """For each of `names`, how much the others back its pseudo labels up: Dice (axon and myelin
+    averaged) against each other strategy's labels of the same U image, averaged over the others
+    and the images. Read back from the written masks, one image at a time."""
+    folders = {name: run.out / "pseudo_labels" / name / f"fold{fold}" for name in names}
+    scores: dict[str, list[float]] = {name: [] for name in names}
+    for sample in run.domain("U", native=True):
+        mask = f"{sample.key}_seg-axonmyelin.png"
+        labels = {n: from_axonmyelin(images.read_mask(d / mask)) for n, d in folders.items()}
+        for a, b in itertools.combinations(names, 2):
+            d = dice_per_class(labels[a], labels[b])
+            both = float(np.mean([d[c] for c in CLASSES]))
+            scores[a].append(both)
+            scores[b].append(both)
+    return {name: round(float(np.mean(v)), 6) for name, v in scores.items()}
 
 
 def measure_fibres(labels: np.ndarray, sample, out: Path) -> list[dict]:
@@ -190,6 +214,11 @@ def run(run: Run) -> None:
             folds[str(fold)], measured = evaluate_fold(run, strategy, fold, truth)
             fibres.setdefault(strategy.name, []).extend(measured)
         strategies[strategy.name] = {"train_set": "+".join(strategy.train_sets), "folds": folds}
+    candidates = [s.name for s in run.strategies if not s.held_out]  # each labels all of U
+    if len(candidates) > 2:  # between two, agreement is the same number for both
+        for fold in run.folds:
+            for name, score in agreement(run, candidates, fold).items():
+                strategies[name]["folds"][str(fold)]["agreement"] = score
     if any(fibres.values()):
         true = [row for rows in truth.values() for row in rows]
         io.write_bytes(run.out / "morphometrics.png", morphometrics_figure(fibres, true))

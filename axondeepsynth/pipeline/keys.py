@@ -26,13 +26,17 @@ def translator(cfg: Config) -> str:
     return config_hash(identity(cfg.data), identity(cfg.model), identity(cfg.trainer), cfg.seed)
 
 
-def translation(cfg: Config, checkpoint: str, direction: str, batch_size: int) -> str:
+def translation(
+    cfg: Config, checkpoint: str, direction: str, batch_size: int, draws: int = 1
+) -> str:
     """One direction's translations: the checkpoint that makes them (and, when the run trained
     it, the translator's key: a retrained one keeps its path), the source domain and how it is
-    decoded and tiled, the sampler and its noise (seed, batch)."""
+    decoded and tiled, the sampler and its noise (seed, batch), the draws per image."""
     source = cfg.data.labeled if direction == "l2u" else cfg.data.unlabeled
     t = identity(cfg.translator)
     sampling = {k: t[k] for k in ("sampler", "precision", "seed")}
+    if draws > 1:  # one draw keeps the key it had before draws existed
+        sampling["draws"] = draws
     d = cfg.data
     decoding = (d.target_pixel_size, d.resize, d.tile_size, d.tile_overlap)
     trained = None if cfg.translator.ckpt_path else translator(cfg)

@@ -2,7 +2,9 @@
 
 L->U (tutorship) translates the labelled images and carries their labels across; U->L
 (adaptation) translates U. The result is written in the input's layout under
-`translate/<direction>/`, one image at a time, so a re-run skips images already written.
+`translate/<direction>/`, one image at a time, so a re-run skips images already written. With
+`translator.samples=N`, a direction that strategies segment gets N draws per image, the k-th
+(k >= 1) under `translate/<direction>-draw<k>/`, each seeded by the image and the draw.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from axondeepsynth.data.records import Sample
 from axondeepsynth.errors import ConfigError
 from axondeepsynth.pipeline import keys
 from axondeepsynth.pipeline.context import SOURCE, Run, Translation
-from axondeepsynth.pipeline.stage_dir import once
+from axondeepsynth.pipeline.stage_dir import claim, once
 from axondeepsynth.training import translators
 
 log = logging.getLogger(__name__)
@@ -31,9 +33,11 @@ def load_translator(
     device: torch.device | str = "cpu",
     compile: bool = False,
     sampler: str | None = None,
+    samples: int = 1,
 ) -> translators.Translator:
     """A trained translator of any registered kind from its checkpoint, refused with one line
-    when unreadable or without the `sampler` asked for; its networks compiled when asked."""
+    when unreadable, without the `sampler` asked for, or unable to make `samples` draws differ;
+    its networks compiled when asked."""
     module = translators.load(path, device)
     if sampler is not None and sampler not in module.samplers:
         raise ConfigError(
@@ -41,6 +45,7 @@ def load_translator(
             f"the translator in {path} ({module.cfg.name}) has no {sampler} sampler",
             f"use translator.sampler={' or '.join(module.samplers)}",
         )
+    module.check_draws(sampler or module.cfg.sampler, samples)
     return compile_networks(module) if compile else module
 
 
@@ -96,24 +101,31 @@ def run(run: Run) -> None:
     batch_size = run.tiles_per_pass(t.batch_size)
     for direction in run.directions:
         root = run.translator_dir / "translate" / direction
+        draws = run.draws(direction)
+        key = keys.translation(run.cfg, ckpt, direction, batch_size, draws)
         run.outputs.translations[direction] = once(
             root,
-            keys.translation(run.cfg, ckpt, direction, batch_size),
-            lambda d=direction, r=root: _translate(run, str(ckpt), d, r, batch_size),
+            key,
+            lambda d=direction, r=root, n=draws, k=key: _translate(
+                run, str(ckpt), d, r, batch_size, n, k
+            ),
             Translation,
         )
 
 
-def _translate(run: Run, ckpt: str, direction: str, root: Path, batch_size: int) -> Translation:
-    """Translate every image of the source domain; write each of its datasets in that dataset's
-    layout, under `root` (one dataset) or `root/<tag>` (several)."""
+def _translate(
+    run: Run, ckpt: str, direction: str, root: Path, batch_size: int, draws: int, key: str
+) -> Translation:
+    """Translate every image of the source domain `draws` times; write each of its datasets in
+    that dataset's layout, under `root` (one dataset) or `root/<tag>` (several), and the k-th
+    draw's beside it in `root`-draw<k>."""
     cfg, t = run.cfg, run.cfg.translator
-    module = load_translator(ckpt, run.device, compile=t.compile)
+    module = load_translator(ckpt, run.device, compile=t.compile, samples=draws)
     source_cfg = run.domain_config(SOURCE[direction])
     target_cfg = run.domain_config("U" if SOURCE[direction] == "L" else "L")
     samples = run.domain(SOURCE[direction])
     tile, overlap = cfg.data.tile_size, cfg.data.tile_overlap
-    n_tiles = sum(stitch.count(s.image.shape, tile, overlap) for s in samples)
+    n_tiles = draws * sum(stitch.count(s.image.shape, tile, overlap) for s in samples)
     position = {s.key: i for i, s in enumerate(samples)}  # seeds the sampler per image
     target = target_cfg.modality
     description = {
@@ -127,7 +139,7 @@ def _translate(run: Run, ckpt: str, direction: str, root: Path, batch_size: int)
         ]
     }
 
-    def outputs(subset: list[Sample], out: Path, layout: layouts.Layout, bar: tqdm):
+    def outputs(subset: list[Sample], out: Path, layout: layouts.Layout, bar: tqdm, draw: int):
         """Translated samples, lazily; those an interrupted run already wrote come back as
         image=None and are not translated again."""
         for s in subset:
@@ -143,25 +155,31 @@ def _translate(run: Run, ckpt: str, direction: str, root: Path, batch_size: int)
                     overlap,
                     batch_size,
                     t.sampler,
-                    t.seed + position[s.key],
+                    t.seed + position[s.key] + draw * len(samples),
                     bar,
                     bf16=t.precision == "bf16",
                 )
 
-    files, roots = {}, []
+    files, roots = [{} for _ in range(draws)], []
     with tqdm(total=n_tiles, desc=f"translating {direction}", unit="tile") as bar:
         for tag, dataset in zip(dataset_tags(source_cfg), source_cfg.datasets(), strict=True):
             subset = [s for s in samples if s.dataset == tag]
-            out = root / tag if tag else root
             layout = layouts.detect(Path(dataset.root))  # it was read, so it has one
-            paths = layout.write(outputs(subset, out, layout, bar), out, target, description)
-            files |= {s.key: str(p) for s, p in zip(subset, paths, strict=True)}
-            roots.append(str(out))
-    log.info("translated %d images %s -> %s", len(samples), direction, root)
+            for draw in range(draws):
+                base = root.with_name(f"{root.name}-draw{draw}") if draw else root
+                if draw:  # its partial images are resumed only by this configuration
+                    claim(base, key)
+                out = base / tag if tag else base
+                made = outputs(subset, out, layout, bar, draw)
+                paths = layout.write(made, out, target, description)
+                files[draw] |= {s.key: str(p) for s, p in zip(subset, paths, strict=True)}
+            roots.append(str(root / tag if tag else root))
+    log.info("translated %d images %s x %d draws -> %s", len(samples), direction, draws, root)
     return Translation(
         root=str(root),
         roots=roots,
         checkpoint=ckpt,
         sampler=str(t.sampler or module.cfg.sampler),
-        files=files,
+        files=files[0],
+        draws=files[1:],
     )

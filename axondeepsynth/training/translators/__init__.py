@@ -25,12 +25,18 @@ __all__ = ["TRANSLATORS", "CycleGAN", "SynDiff", "Translator", "build", "get", "
 
 class Translator(Protocol):
     samplers: tuple[str, ...]
+    stochastic: tuple[str, ...]  # the samplers whose draws differ
     device: torch.device
     dtype: torch.dtype
 
     @classmethod
     def check(cls, cfg) -> None:
         """Refuse, before any work, a config this translator cannot train or sample with."""
+        ...
+
+    @classmethod
+    def check_draws(cls, sampler: str, samples: int) -> None:
+        """Refuse `samples` translations per image that `sampler` cannot make differ."""
         ...
 
     def translate(

@@ -31,6 +31,7 @@ from axondeepsynth.training.translators.registry import register
 @register("syndiff")
 class SynDiff(CycleGAN):
     samplers = ("diffusive", "resnet")
+    stochastic = ("diffusive",)  # latent z and the posterior's noise at each of the T steps
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
