@@ -12,6 +12,7 @@ left out of the stage keys that decide whether a stage's earlier output can be r
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import datetime
@@ -83,6 +84,11 @@ class Direction(StrEnum):
 class Mode(StrEnum):
     min = "min"
     max = "max"
+
+
+class Backend(StrEnum):
+    lightning = "lightning"  # our U-Net (seg.net), in-framework, tested on CPU
+    nnunet = "nnunet"  # nnU-Net v2 through its Python API (seg.nnunet; an optional extra)
 
 
 class Optimizer(StrEnum):
@@ -275,11 +281,28 @@ class AugmentConfig:
 
 
 @dataclass
+class NnUNetConfig:
+    """nnU-Net v2 as the proxy (seg.backend=nnunet): the published recipe is its 2d
+    configuration, default planner and trainer (1000 epochs of 250 batches); the overrides make
+    short runs (a CPU test, a smoke run) without a trainer class of one's own."""
+
+    trainer: str = "nnUNetTrainer"  # found by nnU-Net (nnUNet_extTrainer for one's own)
+    planner: str = "ExperimentPlanner"  # e.g. nnUNetPlannerResEncM
+    configuration: str = "2d"
+    epochs: int | None = None  # None: the trainer's
+    iterations_per_epoch: int | None = None  # None: the trainer's
+    val_iterations_per_epoch: int | None = None  # None: the trainer's
+    processes: int = speed(2)  # preprocessing and augmentation workers
+
+
+@dataclass
 class SegmentationConfig:
     """The segmentation proxy and how the strategies are trained and scored."""
 
-    net: SegmenterConfig = field(default_factory=SegmenterConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    backend: Backend = Backend.lightning  # who trains and applies the proxy
+    net: SegmenterConfig = field(default_factory=SegmenterConfig)  # lightning's
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # lightning's
+    nnunet: NnUNetConfig = field(default_factory=NnUNetConfig)  # nnunet's
     # names from axondeepsynth/strategies.py: direct, tutorship, adaptation, fused, oracle
     strategies: list[str] = field(
         default_factory=lambda: ["direct", "tutorship", "adaptation"], metadata=PREDICT
@@ -592,6 +615,15 @@ def _validate_stages(obj: Config) -> None:
 def _validate_segmentation(obj: Config) -> None:
     s = obj.seg
     _check(s.k >= 1, "seg.k", f"must be >= 1, got {s.k}")
+    _check(
+        s.backend != "nnunet" or importlib.util.find_spec("nnunetv2") is not None,
+        "seg.backend",
+        "nnunet needs nnU-Net v2, which is not installed",
+        "pip install -e '.[nnunet]' (or keep seg.backend=lightning)",
+    )
+    for key in ("epochs", "iterations_per_epoch", "val_iterations_per_epoch", "processes"):
+        value = getattr(s.nnunet, key)
+        _check(value is None or value >= 1, f"seg.nnunet.{key}", f"must be >= 1, got {value}")
     _check(
         "oracle" not in s.strategies or s.k >= 2,
         "seg.k",

@@ -11,7 +11,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from axondeepsynth.config import AugmentConfig, DataConfig
-from axondeepsynth.data.folds import kfold
+from axondeepsynth.data.folds import splits
 from axondeepsynth.data.records import Sample
 from axondeepsynth.data.training_tiles import (
     EpochSampler,
@@ -126,14 +126,8 @@ class SegmentationDataModule(_TileDataModule):
         c = self.cfg
         if not 0 <= self.fold < self.k:
             raise DataError(c.labeled.root, f"fold {self.fold} out of range for k={self.k}")
-        everything = list(range(len(self.samples)))
-        train_idx, val_idx = (
-            (everything, everything)  # k=1: no held-out images, validate on the training set
-            if self.k == 1
-            else kfold([s.group for s in self.samples], self.k, self.seed)[self.fold]
-        )
-        self.train_samples = [self.samples[i] for i in train_idx]
-        self.val_samples = [self.samples[i] for i in val_idx]
+        split = splits(self.samples, self.k, self.seed)[self.fold]
+        self.train_samples, self.val_samples = split["train"], split["val"]
         if self.split_file is not None:
             self.split_file.parent.mkdir(parents=True, exist_ok=True)
             self.split_file.write_text(

@@ -26,3 +26,14 @@ def kfold(groups: list[str], k: int, seed: int) -> list[tuple[list[int], list[in
         )
         for f in range(k)
     ]
+
+
+def splits(samples: list, k: int, seed: int) -> list[dict[str, list]]:
+    """Per fold, the `train` and `val` samples (of objects with `.group`); with k = 1, one fold
+    that trains and validates on everything."""
+    if k == 1:
+        return [{"train": list(samples), "val": list(samples)}]
+    return [
+        {"train": [samples[i] for i in train], "val": [samples[i] for i in val]}
+        for train, val in kfold([s.group for s in samples], k, seed)
+    ]

@@ -54,6 +54,14 @@ class SegmenterCheckpoints:
 
 
 @dataclass
+class NnUNetDataset:
+    """A training set as an nnU-Net dataset, planned and preprocessed (seg.backend=nnunet)."""
+
+    name: str  # Dataset501_<training set>
+    plans: str  # the plans identifier its planner wrote
+
+
+@dataclass
 class Outputs:
     translator: TranslatorCheckpoints | None = None
     translations: dict[str, Translation] = field(default_factory=dict)  # by direction

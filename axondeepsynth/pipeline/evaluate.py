@@ -32,7 +32,8 @@ from axondeepsynth.pipeline import keys
 from axondeepsynth.pipeline.context import Run
 from axondeepsynth.pipeline.pictures import morphometrics_figure, save_comparison
 from axondeepsynth.strategies import INPUT_TRANSLATION, TRAINING_SETS, Strategy
-from axondeepsynth.training.segmenter import Segmenter, dice_per_class
+from axondeepsynth.training import proxy
+from axondeepsynth.training.segmenter import dice_per_class
 
 log = logging.getLogger(__name__)
 CLASSES = ("axon", "myelin")
@@ -92,13 +93,13 @@ def held_out(run: Run, strategy: Strategy, fold: int) -> set[str] | None:
     return set(json.loads(split.read_text())["val"])
 
 
-def load_models(run: Run, strategy: Strategy, fold: int) -> list[tuple[Segmenter, list]]:
+def load_models(run: Run, strategy: Strategy, fold: int) -> list[tuple[proxy.Proxy, list]]:
     """The strategy's models for one fold, each with the inputs it segments."""
     which = "last" if strategy.held_out else run.cfg.seg.checkpoint  # best: picked on test images
     models = []
     for train_set, shown in strategy.models:
         ckpt = getattr(run.outputs.segmenters[train_set, fold], which)
-        model = Segmenter.load_from_checkpoint(ckpt, map_location=run.device, weights_only=True)
+        model = proxy.load(ckpt, run.device, run.cfg.seg.net.tta_flips)
         models.append((model, model_inputs(run, shown)))
     return models
 

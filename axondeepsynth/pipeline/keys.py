@@ -54,6 +54,13 @@ def segmenter(cfg: Config, origin: str, fold: int) -> str:
     )
 
 
+def nnunet_dataset(cfg: Config, origin: str) -> str:
+    """A training set as an nnU-Net dataset: its images, how they are decoded, the planner and
+    configuration, and the folds' split."""
+    n = cfg.seg.nnunet
+    return config_hash(origin, identity(cfg.data), n.planner, n.configuration, cfg.seg.k, cfg.seed)
+
+
 def results(cfg: Config) -> str:
     """What a row of Dice depends on: everything but which folds and strategies ran here, so
     the folds of a sweep's jobs share it."""

@@ -3,10 +3,14 @@
 The training sets are those of the chosen strategies (`strategies.TRAINING_SETS`): `L` (real
 labelled images), `L2U` (L translated into U's look, carrying L's labels) and `U` (U's own
 labelled images, for the oracle, scored on its held-out fold). Folds split each set by subject.
+The proxy is our Lightning U-Net (`seg.backend=lightning`) or nnU-Net v2 (`nnunet`): a training
+set is then one nnU-Net dataset, planned and preprocessed once under `seg/<set>/nnunet/`, and
+each fold trains there on the same split (`seg/<set>/fold<k>/split.json`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -14,10 +18,12 @@ from pathlib import Path
 import pytorch_lightning as pl
 
 from axondeepsynth.data.datamodules import SegmentationDataModule
+from axondeepsynth.data.folds import splits
 from axondeepsynth.data.records import Sample
 from axondeepsynth.errors import ConfigError
+from axondeepsynth.io import write_text
 from axondeepsynth.pipeline import keys
-from axondeepsynth.pipeline.context import Run, SegmenterCheckpoints
+from axondeepsynth.pipeline.context import NnUNetDataset, Run, SegmenterCheckpoints
 from axondeepsynth.pipeline.stage_dir import once
 from axondeepsynth.pipeline.trainer import build_trainer, resume_from
 from axondeepsynth.strategies import TRAINING_SETS
@@ -65,14 +71,54 @@ def run(run: Run) -> None:
     train_sets = dict.fromkeys(t for strategy in run.strategies for t in strategy.train_sets)
     for train_set in train_sets:
         samples, origin = training_samples(run, train_set)
+        train = _train
+        if run.cfg.seg.backend == "nnunet":
+            train = _nnunet_trainer(run, train_set, samples, origin)
         for fold in run.folds:
             root = run.out / "seg" / train_set / f"fold{fold}"
             run.outputs.segmenters[train_set, fold] = once(
                 root,
                 keys.segmenter(run.cfg, origin, fold),
-                lambda s=samples, f=fold, r=root: _train(run, s, f, r),
+                lambda s=samples, f=fold, r=root, t=train: t(run, s, f, r),
                 SegmenterCheckpoints,
             )
+
+
+def _nnunet_trainer(run: Run, train_set: str, samples: list[Sample], origin: str):
+    """The nnU-Net dataset of a training set (made once: raw, plans, preprocessed data, the
+    folds' split), and a function that trains one of its folds."""
+    from axondeepsynth.training import nnunet
+
+    cfg = run.cfg
+    base = run.out / "seg" / train_set / "nnunet"
+    folds = splits(samples, cfg.seg.k, cfg.seed)
+    keyed = [{part: [s.key for s in fold[part]] for part in fold} for fold in folds]
+    dataset = once(
+        base,
+        keys.nnunet_dataset(cfg, origin),
+        lambda: NnUNetDataset(*nnunet.prepare(samples, base, train_set, keyed, cfg.seg.nnunet)),
+        NnUNetDataset,
+    )
+
+    def train(run: Run, samples: list[Sample], fold: int, root: Path) -> SegmenterCheckpoints:
+        write_text(root / "split.json", json.dumps({"fold": fold, "k": cfg.seg.k, **keyed[fold]}))
+        pl.seed_everything(cfg.seed + fold, workers=True, verbose=False)
+        out, val = nnunet.train(
+            base,
+            dataset.name,
+            dataset.plans,
+            fold,
+            cfg.seg.nnunet,
+            run.device,
+            resume=cfg.ckpt_path == "last",
+        )
+        log.info("nnU-Net %s fold %d: val/dice_mean %.3f", train_set, fold, val["val/dice_mean"])
+        last, best = out / "checkpoint_final.pth", out / "checkpoint_best.pth"
+        return SegmenterCheckpoints(
+            last=str(last), best=str(best if best.is_file() else last), val=val
+        )
+
+    return train
 
 
 def _train(run: Run, samples: list[Sample], fold: int, root: Path) -> SegmenterCheckpoints:

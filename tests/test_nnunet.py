@@ -1,0 +1,76 @@
+"""nnU-Net v2 as the proxy backend: refused with the install command where it is missing; where
+it is installed, a tiny phantom run trains, predicts and scores with it end to end on a CPU."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import compose_cfg
+
+from axondeepsynth.errors import ConfigError
+
+SHORT = [
+    "+experiment=demo",
+    "stages=[prepare,train_segmenter,evaluate]",
+    "seg.strategies=[direct,oracle]",
+    "seg.k=2",
+    "seg.fold=0",
+    "seg.backend=nnunet",
+    "seg.nnunet.epochs=2",
+    "seg.nnunet.iterations_per_epoch=4",
+    "seg.nnunet.val_iterations_per_epoch=1",
+    "seg.nnunet.processes=1",
+    "data.labeled.phantom.n_images=4",
+    "data.labeled.phantom.size=128",
+    "data.unlabeled.phantom.n_images=4",
+    "data.unlabeled.phantom.size=128",
+    "logger=csv",
+    "trainer.enable_progress_bar=false",
+]
+
+
+def test_the_backend_without_nnunet_names_the_extra(monkeypatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "nnunetv2" else real(name, *a)
+    )
+    with pytest.raises(ConfigError, match=r"(?s)seg.backend.*pip install -e '\.\[nnunet\]'"):
+        compose_cfg("+experiment=demo", "seg.backend=nnunet")
+
+
+@pytest.mark.e2e
+def test_nnunet_trains_predicts_and_scores_a_tiny_phantom_run(tmp_path: Path) -> None:
+    pytest.importorskip("nnunetv2", reason="the nnU-Net backend: pip install -e '.[nnunet]'")
+    from axondeepsynth.pipeline import run_stages
+
+    before = {k: os.environ.get(k) for k in ("nnUNet_raw", "nnUNet_results", "nnUNet_n_proc_DA")}
+    cfg = compose_cfg(*SHORT, tmp=tmp_path)
+    run_stages(cfg)
+    out = Path(cfg.paths.output_dir)
+    results = json.loads((out / "results.json").read_text())
+    for strategy in ("direct", "oracle"):
+        fold = results["strategies"][strategy]["folds"]["0"]
+        assert fold["per_image"] and all(0 <= d["axon"] <= 1 for d in fold["per_image"].values())
+        assert list(fold["confidence"].values()) == sorted(fold["confidence"].values())
+    # the oracle is scored on the U images its nnU-Net fold held out, as with Lightning
+    split = json.loads((out / "seg" / "U" / "fold0" / "split.json").read_text())
+    assert set(results["strategies"]["oracle"]["folds"]["0"]["per_image"]) == set(split["val"])
+    nn_split = json.loads(
+        next(
+            (out / "seg" / "U" / "nnunet" / "preprocessed").glob("*/splits_final.json")
+        ).read_text()
+    )
+    assert sorted(nn_split[0]["val"]) == sorted(k.replace("/", "_") for k in split["val"])
+    done = json.loads((out / "seg" / "L" / "fold0" / "done.json").read_text())["output"]
+    assert Path(done["last"]).name == "checkpoint_final.pth" and out in Path(done["last"]).parents
+    # nnU-Net's folders were set for the stage only
+    after = {k: os.environ.get(k) for k in before}
+    assert after == before
+    labels = list((out / "pseudo_labels" / "direct" / "fold0").glob("*_seg-axonmyelin.png"))
+    assert len(labels) == 4
+    assert np.isfinite(results["strategies"]["direct"]["folds"]["0"]["mean"]["axon"])
