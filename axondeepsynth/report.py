@@ -23,11 +23,13 @@ from axondeepsynth.strategies import STRATEGIES
 
 STRATEGY_ORDER = tuple(STRATEGIES)
 CLASSES = ("axon", "myelin")
+DEFAULT_BACKEND = "lightning"  # the proxy's; rows of another backend are labelled with it
 COLUMNS = [
     "target",
     "source",
     "strategy",
     "config_hash",
+    "backend",
     "n_folds",
     "n_images",
     "axon_mean",
@@ -113,6 +115,7 @@ def aggregate(records: list[dict]) -> list[dict]:
                 str(record.get("source")),
                 strategy,
                 record.get("config_hash"),
+                record.get("backend", DEFAULT_BACKEND),  # results before the nnU-Net backend
             )
             group = groups.setdefault(key, {"folds": {}, "files": {}})
             group["files"][record["path"]] = record.get("translation") or {}
@@ -132,7 +135,7 @@ def _add_fold(folds: dict, fold: str, scores: dict, key: tuple, path: str) -> No
     if seen is None:
         folds[fold] = {**entry, "path": path}
     elif not all(math.isclose(seen[c], entry[c], rel_tol=1e-9, abs_tol=1e-12) for c in CLASSES):
-        _, _, strategy, config_hash = key
+        _, _, strategy, config_hash, _ = key
         print(
             f"warning: config {config_hash} strategy '{strategy}' fold {fold} differs between "
             f"{seen['path']} (kept) and {path} (ignored)",
@@ -141,13 +144,14 @@ def _add_fold(folds: dict, fold: str, scores: dict, key: tuple, path: str) -> No
 
 
 def _row(key: tuple, group: dict) -> dict:
-    target, source, strategy, config_hash = key
+    target, source, strategy, config_hash, backend = key
     folds = dict(sorted(group["folds"].items(), key=lambda kv: _fold_order(kv[0])))
     row = {
         "target": target,
         "source": source,
         "strategy": strategy,
         "config_hash": config_hash,
+        "backend": backend,
         "n_folds": len(folds),
         "n_images": _images_per_fold(folds.values()),
     }
@@ -205,24 +209,33 @@ def _pair(row: dict) -> tuple[str, str]:
 
 
 def _ambiguous(rows: list[dict]) -> set[tuple]:
-    """(source, target, strategy) that several config hashes report: their rows show the hash."""
+    """(source, target, strategy, backend) that several config hashes report: their rows show
+    the hash."""
     hashes: dict[tuple, set] = {}
     for row in rows:
-        hashes.setdefault((*_pair(row), row["strategy"]), set()).add(row["config_hash"])
+        key = (*_pair(row), row["strategy"], row["backend"])
+        hashes.setdefault(key, set()).add(row["config_hash"])
     return {key for key, found in hashes.items() if len(found) > 1}
 
 
 def _series(rows: list[dict]) -> dict[tuple, str]:
-    """Map (strategy, hash or None) -> display label, in paper order."""
+    """Map (strategy, backend, hash or None) -> display label, in paper order; the proxy's
+    backend is named when it is not the default."""
     ambiguous = _ambiguous(rows)
     keys = {_series_key(row, ambiguous) for row in rows}
-    ordered = sorted(keys, key=lambda k: (_strategy_rank(k[0]), k[1] or ""))
-    return {k: k[0] if k[1] is None else f"{k[0]} [{k[1]}]" for k in ordered}
+    ordered = sorted(keys, key=lambda k: (_strategy_rank(k[0]), k[1], k[2] or ""))
+    labels = {}
+    for strategy, backend, config_hash in ordered:
+        label = strategy if backend == DEFAULT_BACKEND else f"{strategy} ({backend})"
+        labels[strategy, backend, config_hash] = label + (
+            f" [{config_hash}]" if config_hash else ""
+        )
+    return labels
 
 
-def _series_key(row: dict, ambiguous: set[tuple]) -> tuple[str, str | None]:
-    shown = (*_pair(row), row["strategy"]) in ambiguous
-    return row["strategy"], (row["config_hash"] or "?") if shown else None
+def _series_key(row: dict, ambiguous: set[tuple]) -> tuple[str, str, str | None]:
+    shown = (*_pair(row), row["strategy"], row["backend"]) in ambiguous
+    return row["strategy"], row["backend"], (row["config_hash"] or "?") if shown else None
 
 
 def _pairs(rows: list[dict]) -> list[tuple[str, str]]:
@@ -359,7 +372,8 @@ def chart(rows: list[dict]) -> bytes:
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(CLASSES), sharey=True, squeeze=False)[0]
     spare = iter(_SPARE * 4)
-    colours = {k: _COLOURS.get(k[0]) if k[1] is None else None for k in series}
+    plain = {k: k[1] == DEFAULT_BACKEND and k[2] is None for k in series}
+    colours = {k: _COLOURS.get(k[0]) if plain[k] else None for k in series}
     colours = {k: c or next(spare) for k, c in colours.items()}
     for ax, cls in zip(axes, CLASSES, strict=True):
         for i, (key, label) in enumerate(series.items()):

@@ -142,7 +142,7 @@ def test_markdown_table(sweep: Path, tmp_path: Path) -> None:
 def test_table_for_logging_matches_csv(sweep: Path, tmp_path: Path) -> None:
     rows = report.aggregate(report.collect([sweep]))
     columns, data = report.table_for_logging(rows)
-    assert columns[:10] == report.COLUMNS and "val/cycle_l/ssim" in columns
+    assert columns[: len(report.COLUMNS)] == report.COLUMNS and "val/cycle_l/ssim" in columns
     assert len(data) == 2 and all(len(line) == len(columns) for line in data)
     out = report.write_report(rows, tmp_path / "report")
     with (out / "table.csv").open() as f:
@@ -262,3 +262,18 @@ def test_morphometrics_are_averaged_over_folds_and_tabled(tmp_path: Path) -> Non
     assert "| tutorship | 0.690 (0.700) | 0.030 | 0.050 | 1.200 (1.000) | 0.200 | – |" in table
     columns, data = report.table_for_logging([row])
     assert data[0][columns.index("gratio_error")] == pytest.approx(0.03)
+
+
+def test_the_two_backends_sit_side_by_side(tmp_path: Path) -> None:
+    """One strategy scored with the Lightning proxy and with nnU-Net: two labelled rows."""
+    results(tmp_path / "a", {"tutorship": {"0": fold(0.7, 0.6)}}, "aaaa")
+    results(tmp_path / "b", {"tutorship": {"0": fold(0.8, 0.7)}}, "bbbb")
+    record = json.loads((tmp_path / "b" / "results.json").read_text())
+    (tmp_path / "b" / "results.json").write_text(json.dumps(record | {"backend": "nnunet"}))
+    rows = report.aggregate(report.collect([tmp_path / "a", tmp_path / "b"]))
+    assert [(r["strategy"], r["backend"]) for r in rows] == [
+        ("tutorship", "lightning"),
+        ("tutorship", "nnunet"),
+    ]
+    table = report.markdown(rows)
+    assert "| tutorship | 0.700" in table and "| tutorship (nnunet) | 0.800" in table

@@ -227,6 +227,7 @@ def run(run: Run) -> None:
         "task_name": cfg.task_name,
         "run_dir": str(run.out),
         "config_hash": keys.results(cfg),  # the folds of a sweep share it
+        "backend": str(cfg.seg.backend),
         "source": _domain_name(run, "L"),
         "target": _domain_name(run, "U"),
         "data": {
