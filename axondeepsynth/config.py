@@ -323,6 +323,11 @@ class SegmentationConfig:
     n_overlays: int = speed(3)  # image + pseudo label pictures saved per strategy and fold
     # also write U with its pseudo labels as an nnU-Net raw dataset
     export_nnunet: bool = predict(True)
+    # the kept model, copied to <run>/model/ for `python -m axondeepsynth.segment`: a chosen
+    # strategy's proxies of one fold (and the translator its inputs need); "recommended": the
+    # strategy the report recommends; null: none
+    export: str | None = predict("recommended")
+    export_fold: int | None = predict(None)  # None: the first fold this run scores
 
 
 @dataclass
@@ -620,6 +625,19 @@ def _validate_segmentation(obj: Config) -> None:
         "seg.backend",
         "nnunet needs nnU-Net v2, which is not installed",
         "pip install -e '.[nnunet]' (or keep seg.backend=lightning)",
+    )
+    _check(
+        s.export in (None, "recommended", *s.strategies),
+        "seg.export",
+        f"'{s.export}' is not one of this run's strategies",
+        f"use recommended, null, or one of {', '.join(s.strategies)}",
+    )
+    runs = range(s.k) if s.fold == "all" else [s.fold]
+    _check(
+        s.export_fold is None or s.export_fold in runs,
+        "seg.export_fold",
+        f"fold {s.export_fold} is not scored by this run (folds {list(runs)})",
+        "pick one of them, or null for the first",
     )
     for key in ("epochs", "iterations_per_epoch", "val_iterations_per_epoch", "processes"):
         value = getattr(s.nnunet, key)

@@ -461,12 +461,8 @@ def to_check(records: list[dict], n: int = 3) -> str:
     )
 
 
-def recommend(records: list[dict]) -> str:
-    """One line per (source, target): the strategy the others back up most (the mean Dice of
-    its pseudo labels against theirs, `agreement` in results.json), or, where that was not
-    measured (two strategies, older results), the most confident one (mean per-image
-    confidence); chosen without U's labels. Where U's labels exist, a second clause says
-    whether it also has the best axon Dice."""
+def _candidate_scores(records: list[dict]) -> dict[tuple, dict[str, dict[str, list[float]]]]:
+    """Per (source, target) and non-oracle strategy: agreement, confidence and axon Dice."""
     scores: dict[tuple, dict[str, dict[str, list[float]]]] = {}
     for record in records:
         pair = (str(record.get("source")), str(record.get("target")))
@@ -482,14 +478,38 @@ def recommend(records: list[dict]) -> str:
                     mine["agreement"].append(float(fold["agreement"]))
                 if fold.get("mean"):
                     mine["dice"].append(float(fold["mean"]["axon"]))
+    return scores
+
+
+def _ranking(by_strategy: dict[str, dict[str, list[float]]]) -> tuple[str, dict[str, float]]:
+    """What ranks the strategies (agreement where every one has it, else confidence) and
+    each one's mean of it, best first; U's labels are never read."""
+    by = "agreement" if all(v["agreement"] for v in by_strategy.values()) else "confidence"
+    means = {s: statistics.fmean(v[by]) for s, v in by_strategy.items() if v[by]}
+    return by, dict(sorted(means.items(), key=lambda kv: kv[1], reverse=True))
+
+
+def recommended(records: list[dict]) -> str | None:
+    """The strategy `recommend` names for the first (source, target) of `records`."""
+    for by_strategy in _candidate_scores(records).values():
+        _, means = _ranking(by_strategy)
+        if means:
+            return next(iter(means))
+    return None
+
+
+def recommend(records: list[dict]) -> str:
+    """One line per (source, target): the strategy the others back up most (the mean Dice of
+    its pseudo labels against theirs, `agreement` in results.json), or, where that was not
+    measured (two strategies, older results), the most confident one (mean per-image
+    confidence); chosen without U's labels. Where U's labels exist, a second clause says
+    whether it also has the best axon Dice."""
     lines = []
-    for (source, target), by_strategy in scores.items():
-        measured = [v["agreement"] for v in by_strategy.values()]
-        by = "agreement" if all(measured) else "confidence"
-        means = {s: statistics.fmean(v[by]) for s, v in by_strategy.items() if v[by]}
+    for (source, target), by_strategy in _candidate_scores(records).items():
+        by, means = _ranking(by_strategy)
         if not means:
             continue
-        ranked = sorted(means, key=means.get, reverse=True)
+        ranked = list(means)
         others = "".join(f"; {s} {means[s]:.3f}" for s in ranked[1:])
         why = (
             "the other strategies' pseudo labels agree with it most (mean Dice "

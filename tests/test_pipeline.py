@@ -14,7 +14,7 @@ import pytest
 from conftest import REPO
 
 from axondeepsynth import report
-from axondeepsynth.pipeline.evaluate import resized
+from axondeepsynth.training.proxy import resized
 
 TINY = [
     "data.tile_size=32",

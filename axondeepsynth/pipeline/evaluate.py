@@ -19,7 +19,6 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 from hydra.utils import instantiate
 from tqdm.auto import tqdm
@@ -28,23 +27,15 @@ from axondeepsynth import io, morphometrics, report
 from axondeepsynth.data import images
 from axondeepsynth.data.labels import from_axonmyelin, to_masks
 from axondeepsynth.data.layouts import nnunet
-from axondeepsynth.pipeline import keys
+from axondeepsynth.pipeline import export, keys
 from axondeepsynth.pipeline.context import Run
 from axondeepsynth.pipeline.pictures import morphometrics_figure, save_comparison
-from axondeepsynth.strategies import INPUT_TRANSLATION, TRAINING_SETS, Strategy
+from axondeepsynth.strategies import INPUT_TRANSLATION, STRATEGIES, TRAINING_SETS, Strategy
 from axondeepsynth.training import proxy
 from axondeepsynth.training.segmenter import dice_per_class
 
 log = logging.getLogger(__name__)
 CLASSES = ("axon", "myelin")
-
-
-def resized(probs: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Probabilities [C, h, w] linearly resized to [C, *shape]."""
-    if probs.shape[1:] == tuple(shape):
-        return probs
-    probs = cv2.resize(np.moveaxis(probs, 0, -1), shape[::-1], interpolation=cv2.INTER_LINEAR)
-    return np.moveaxis(probs, -1, 0)
 
 
 def confidence(probs: np.ndarray) -> np.ndarray:
@@ -93,12 +84,18 @@ def held_out(run: Run, strategy: Strategy, fold: int) -> set[str] | None:
     return set(json.loads(split.read_text())["val"])
 
 
+def checkpoint(run: Run, strategy: Strategy, train_set: str, fold: int) -> str:
+    """The weights a strategy applies: seg.checkpoint's, but always the last for a model
+    trained on U (its best is picked on the images it is scored on)."""
+    which = "last" if strategy.held_out else run.cfg.seg.checkpoint
+    return getattr(run.outputs.segmenters[train_set, fold], which)
+
+
 def load_models(run: Run, strategy: Strategy, fold: int) -> list[tuple[proxy.Proxy, list]]:
     """The strategy's models for one fold, each with the inputs it segments."""
-    which = "last" if strategy.held_out else run.cfg.seg.checkpoint  # best: picked on test images
     models = []
     for train_set, shown in strategy.models:
-        ckpt = getattr(run.outputs.segmenters[train_set, fold], which)
+        ckpt = checkpoint(run, strategy, train_set, fold)
         model = proxy.load(ckpt, run.device, run.cfg.seg.net.tta_flips)
         models.append((model, model_inputs(run, shown)))
     return models
@@ -124,14 +121,8 @@ def evaluate_fold(
         if keep is None or sample.key in keep
     ]
     for i, sample in tqdm(chosen, desc=f"{strategy.name} fold {fold}", unit="img"):
-        probs = np.mean(  # over models, each over the draws of its input
-            [
-                np.mean([model.predict_proba(x, tile, overlap, batch_size) for x in xs[i]], 0)
-                for model, xs in models
-            ],
-            axis=0,
-        )
-        probs = resized(probs, sample.image.shape)
+        probs = proxy.ensemble([(m, xs[i]) for m, xs in models], tile, overlap, batch_size)
+        probs = proxy.resized(probs, sample.image.shape)
         pred, conf = probs.argmax(0).astype(np.uint8), confidence(probs)
         for kind, mask in to_masks(pred).items():
             images.write_png(out / f"{sample.key}_seg-{kind}.png", mask)
@@ -247,8 +238,19 @@ def run(run: Run) -> None:
             "U has no labels: pseudo labels are in %s, there is no Dice to report",
             run.out / "pseudo_labels",
         )
+    _export(run, results)
     run.outputs.results = str(run.out / "results.json")
     run.outputs.objective = rows[0]["axon_mean"] if rows else None  # the sweep's objective
+
+
+def _export(run: Run, results: dict) -> None:
+    """Keep seg.export's strategy (the recommended one by default) as the run's model."""
+    seg = run.cfg.seg
+    name = report.recommended([results]) if seg.export == "recommended" else seg.export
+    if name:
+        strategy = STRATEGIES[name]
+        fold = run.folds[0] if seg.export_fold is None else seg.export_fold
+        export.export(run, strategy, fold, lambda t: checkpoint(run, strategy, t, fold))
 
 
 def publish(run: Run, rows: list[dict]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+import cv2
 import numpy as np
 
 from axondeepsynth.training.segmenter import Segmenter
@@ -25,3 +26,25 @@ def load(path: str | Path, device: str = "cpu", mirroring: bool = True) -> Proxy
 
         return NnUNetProxy(path, device, mirroring)
     return Segmenter.load_from_checkpoint(path, map_location=device, weights_only=True)
+
+
+def ensemble(
+    members: list[tuple[Proxy, list[np.ndarray]]], tile: int, overlap: int, batch_size: int
+) -> np.ndarray:
+    """Class probabilities [C, H, W] averaged over members, each first averaged over the
+    inputs it is shown (the image, or the draws of its translation): a member weighs once."""
+    return np.mean(
+        [
+            np.mean([m.predict_proba(x, tile, overlap, batch_size) for x in shown], axis=0)
+            for m, shown in members
+        ],
+        axis=0,
+    )
+
+
+def resized(probs: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Probabilities [C, h, w] linearly resized to [C, *shape]."""
+    if probs.shape[1:] == tuple(shape):
+        return probs
+    probs = cv2.resize(np.moveaxis(probs, 0, -1), shape[::-1], interpolation=cv2.INTER_LINEAR)
+    return np.moveaxis(probs, -1, 0)

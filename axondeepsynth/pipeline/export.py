@@ -1,0 +1,99 @@
+"""The run's kept model in `<run>/model/`: one strategy's proxies of one fold, and the
+translator its inputs need, copied beside `model.json`, which says what
+`python -m axondeepsynth.segment` needs to apply them to new images: the pixel size they work
+at, the tiling, each proxy's input (U as it is, or translated into L's look) and how the
+translation was drawn. An nnU-Net proxy is copied as a model folder
+(`dataset.json`, `plans.json`, `fold_<k>/`) that `nnUNetv2_predict_from_modelfolder` also runs.
+The fold's Dice in results.json is the kept model's on the same images.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import statistics
+from pathlib import Path
+
+from axondeepsynth import io
+from axondeepsynth.pipeline.context import Run
+from axondeepsynth.strategies import INPUT_TRANSLATION, Strategy
+
+log = logging.getLogger(__name__)
+MODEL_FILE = "model.json"
+
+
+def export(run: Run, strategy: Strategy, fold: int, checkpoint_of) -> Path:
+    """Copy `strategy`'s models of `fold` (their weights chosen by `checkpoint_of(train_set)`)
+    into `<run>/model/`, replacing a previous export of this run whole."""
+    cfg, out = run.cfg, run.out / "model"
+    staging = run.out / "model.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    members = []
+    for train_set, shown in strategy.models:
+        members.append(
+            {
+                "checkpoint": _copy_proxy(Path(checkpoint_of(train_set)), staging, train_set),
+                "input": shown,
+            }
+        )
+    translator = None
+    if any(INPUT_TRANSLATION[shown] for _, shown in strategy.models):
+        made, t = run.outputs.translations["u2l"], cfg.translator
+        shutil.copy2(made.checkpoint, staging / "translator.ckpt")
+        translator = {
+            "checkpoint": "translator.ckpt",
+            "sampler": made.sampler,
+            "tile": cfg.data.tile_size,
+            "overlap": cfg.data.tile_overlap,
+            "batch_size": run.tiles_per_pass(t.batch_size),
+            "precision": t.precision,
+            "seed": t.seed,
+            "samples": run.draws("u2l"),
+        }
+    tile, overlap = cfg.seg_tiling()
+    meta = {
+        "strategy": strategy.name,
+        "fold": fold,
+        "backend": str(cfg.seg.backend),
+        "pixel_size_um": _working_pixel_size(run),
+        "resize": str(cfg.data.resize),
+        "tile": tile,
+        "overlap": overlap,
+        "members": members,
+        "translator": translator,
+        "classes": {"0": "background", "1": "myelin", "2": "axon"},
+        "run": str(run.out),
+    }
+    io.write_text(staging / MODEL_FILE, json.dumps(meta, indent=2))
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
+    log.info("kept model (%s, fold %d) in %s", strategy.name, fold, out)
+    return out
+
+
+def _copy_proxy(ckpt: Path, into: Path, train_set: str) -> str:
+    """Copy one proxy's weights; return their path relative to `into`."""
+    if ckpt.suffix != ".pth":  # Lightning: one file
+        shutil.copy2(ckpt, into / f"{train_set}.ckpt")
+        return f"{train_set}.ckpt"
+    fold_dir, model_dir = ckpt.parent, ckpt.parent.parent  # nnU-Net: a model folder subset
+    target = into / "nnunet" / train_set / model_dir.name
+    (target / fold_dir.name).mkdir(parents=True)
+    for name in ("dataset.json", "plans.json"):
+        shutil.copy2(model_dir / name, target / name)
+    shutil.copy2(ckpt, target / fold_dir.name / ckpt.name)
+    return str((target / fold_dir.name / ckpt.name).relative_to(into))
+
+
+def _working_pixel_size(run: Run) -> float:
+    """The pixel size (µm) U's images were segmented at."""
+    sizes = [s.pixel_size for s in run.domain("U")]
+    if max(sizes) - min(sizes) > 1e-6 * max(sizes):
+        log.warning(
+            "U's images were segmented at %g-%g µm/px: the kept model records the median",
+            min(sizes),
+            max(sizes),
+        )
+    return float(statistics.median(sizes))
