@@ -303,7 +303,8 @@ class SegmentationConfig:
     net: SegmenterConfig = field(default_factory=SegmenterConfig)  # lightning's
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # lightning's
     nnunet: NnUNetConfig = field(default_factory=NnUNetConfig)  # nnunet's
-    # names from axondeepsynth/strategies.py: direct, tutorship, adaptation, fused, oracle
+    # names from axondeepsynth/strategies.py: direct, tutorship, adaptation, fused,
+    # self_training (after the others, from one's pseudo labels), oracle
     strategies: list[str] = field(
         default_factory=lambda: ["direct", "tutorship", "adaptation"], metadata=PREDICT
     )
@@ -328,6 +329,8 @@ class SegmentationConfig:
     # strategy the report recommends; null: none
     export: str | None = predict("recommended")
     export_fold: int | None = predict(None)  # None: the first fold this run scores
+    # the strategy whose pseudo labels (of the first fold) self_training learns from
+    self_train_from: str = "recommended"
 
 
 @dataclass
@@ -642,11 +645,22 @@ def _validate_segmentation(obj: Config) -> None:
     for key in ("epochs", "iterations_per_epoch", "val_iterations_per_epoch", "processes"):
         value = getattr(s.nnunet, key)
         _check(value is None or value >= 1, f"seg.nnunet.{key}", f"must be >= 1, got {value}")
+    for name in s.strategies:
+        _check(
+            not strategies.STRATEGIES[name].held_out or s.k >= 2,
+            "seg.k",
+            f"{name} is scored on held-out U images and needs k >= 2 folds",
+            "set seg.k=2 or more",
+        )
+    teachers = [n for n in s.strategies if not strategies.STRATEGIES[n].held_out]
     _check(
-        "oracle" not in s.strategies or s.k >= 2,
-        "seg.k",
-        "the oracle is scored on held-out U images and needs k >= 2 folds",
-        "set seg.k=2 or more",
+        "self_training" not in s.strategies
+        or (s.self_train_from == "recommended" and teachers)
+        or s.self_train_from in teachers,
+        "seg.self_train_from",
+        f"'{s.self_train_from}' cannot teach self_training in this run",
+        f"use recommended or one of {', '.join(teachers) or 'direct, tutorship, ...'}, "
+        "listed in seg.strategies",
     )
     lo, hi = s.augment.scale
     _check(0 < lo <= hi, "seg.augment.scale", f"needs 0 < low <= high, got {(lo, hi)}")

@@ -467,7 +467,8 @@ def _candidate_scores(records: list[dict]) -> dict[tuple, dict[str, dict[str, li
     for record in records:
         pair = (str(record.get("source")), str(record.get("target")))
         for strategy, body in record["strategies"].items():
-            if strategy == "oracle":  # needs U's labels: not a choice for unlabelled data
+            known = STRATEGIES.get(strategy)
+            if strategy == "oracle" or (known and known.held_out):  # scored on part of U only
                 continue
             mine = scores.setdefault(pair, {}).setdefault(
                 strategy, {"agreement": [], "confidence": [], "dice": []}
@@ -578,6 +579,35 @@ def _free_dir(out: Path) -> Path:
     raise DataError(out, "no free report directory", "remove old reports")
 
 
+def self_training(records: list[dict]) -> str:
+    """Whether each self-trained model beats the pseudo labels it learned from, on the same
+    held-out images (axon and myelin Dice, mean over folds)."""
+    lines = []
+    for record in records:
+        body = record["strategies"].get("self_training")
+        folds = [f for f in (body or {}).get("folds", {}).values() if f.get("teacher")]
+        if not folds:
+            continue
+        own = {c: statistics.fmean(f["mean"][c] for f in folds) for c in CLASSES}
+        taught = {c: statistics.fmean(f["teacher"][c] for f in folds) for c in CLASSES}
+        verdict = "beats" if own["axon"] > taught["axon"] else "does not beat"
+        lines.append(
+            f"- {record.get('source')} → {record.get('target')}: self_training {verdict} its "
+            f"teacher {body['teacher']} (axon {own['axon']:.3f} vs {taught['axon']:.3f}, myelin "
+            f"{own['myelin']:.3f} vs {taught['myelin']:.3f}; {len(folds)} folds, held-out images)"
+        )
+    return (
+        ("Self-training against its teacher's pseudo labels:\n" + "\n".join(lines) + "\n")
+        if lines
+        else ""
+    )
+
+
+def notes(records: list[dict]) -> list[str]:
+    """The text under the table: the recommendation, self-training, the images to check."""
+    return [t for t in (recommend(records), self_training(records), to_check(records)) if t]
+
+
 def write_report(rows: list[dict], out: Path, records: list[dict] | None = None) -> Path:
     """Write table.md, table.csv, summary.json, dice.png and (from the runs' `records`, where
     they saved overlays) overlays.png; returns the directory used.
@@ -585,8 +615,7 @@ def write_report(rows: list[dict], out: Path, records: list[dict] | None = None)
     That is `out`, or `out-2`, `out-3`, ... when `out` already holds files.
     """
     out = _free_dir(Path(out))
-    notes = [text for text in (recommend(records or []), to_check(records or [])) if text]
-    write_text(out / "table.md", "\n".join([markdown(rows), *notes]))
+    write_text(out / "table.md", "\n".join([markdown(rows), *notes(records or [])]))
     write_text(out / "table.csv", _csv(rows))
     write_text(out / "summary.json", json.dumps({"rows": rows}, indent=2) + "\n")
     if rows:
@@ -606,8 +635,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         records = collect(args.run_dirs)
         rows = aggregate(records)
-        notes = [text for text in (recommend(records), to_check(records)) if text]
-        if not rows and not notes:
+        found = notes(records)
+        if not rows and not found:
             raise DataError(
                 args.run_dirs[0], "results.json files hold no strategies", "run evaluate first"
             )
@@ -630,7 +659,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     else:  # without U's labels: no Dice, but the recommendation and the images to check
-        print("\n".join([markdown(rows), *notes]).rstrip("\n"))
+        print("\n".join([markdown(rows), *found]).rstrip("\n"))
     return 0
 
 

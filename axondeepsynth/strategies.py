@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-TrainSet = Literal["L", "L2U", "U"]  # L's images; L translated into U's look; U's own
+# L's images; L translated into U's look; U's own; U's own with another strategy's pseudo labels
+TrainSet = Literal["L", "L2U", "U", "U_pseudo"]
 Input = Literal["U", "U2L"]  # U's images as they are, or translated into L's look
 
 
@@ -19,14 +20,16 @@ Input = Literal["U", "U2L"]  # U's images as they are, or translated into L's lo
 class TrainingSet:
     """Labelled images a proxy is trained on: a domain's own, or a translation of it."""
 
-    labels_from: Literal["L", "U"]  # whose masks it carries
+    labels_from: Literal["L", "U"]  # whose images it holds
     translation: str | None = None  # the translation its images come from
+    pseudo: bool = False  # its masks are a teacher strategy's pseudo labels, not the domain's
 
 
 TRAINING_SETS: dict[str, TrainingSet] = {
     "L": TrainingSet("L"),
     "L2U": TrainingSet("L", translation="l2u"),
     "U": TrainingSet("U"),
+    "U_pseudo": TrainingSet("U", pseudo=True),
 }
 INPUT_TRANSLATION: dict[str, str | None] = {"U": None, "U2L": "u2l"}
 
@@ -50,8 +53,13 @@ class Strategy:
         return tuple(dict.fromkeys(d for d in needed if d))
 
     @property
+    def pseudo(self) -> bool:
+        """Trained on another strategy's pseudo labels: trained and scored after it."""
+        return any(TRAINING_SETS[t].pseudo for t in self.train_sets)
+
+    @property
     def held_out(self) -> bool:
-        """Trained on U's own labels: scored only on the U images its fold held out, and never
+        """Trained on U's own images: scored only on the U images its fold held out, and never
         with the checkpoint picked on them."""
         return any(TRAINING_SETS[t].labels_from == "U" for t in self.train_sets)
 
@@ -72,6 +80,12 @@ STRATEGIES: dict[str, Strategy] = {
             (("L2U", "U"), ("L", "U2L")),
             "tutorship and adaptation softmax averaged",
             "#C44E52",
+        ),
+        Strategy(
+            "self_training",
+            (("U_pseudo", "U"),),
+            "trained on U's own images with a teacher strategy's pseudo labels, k-fold",
+            "#8172B3",
         ),
         Strategy(
             "oracle",

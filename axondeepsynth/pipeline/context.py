@@ -66,6 +66,7 @@ class Outputs:
     translator: TranslatorCheckpoints | None = None
     translations: dict[str, Translation] = field(default_factory=dict)  # by direction
     segmenters: dict[tuple[str, int], SegmenterCheckpoints] = field(default_factory=dict)
+    teacher: str | None = None  # the strategy whose pseudo labels self_training learns from
     results: str | None = None  # results.json of stage evaluate
     objective: float | None = None  # what a Hydra sweeper optimises
 

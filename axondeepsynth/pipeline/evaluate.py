@@ -27,7 +27,7 @@ from axondeepsynth import io, morphometrics, report
 from axondeepsynth.data import images
 from axondeepsynth.data.labels import from_axonmyelin, to_masks
 from axondeepsynth.data.layouts import nnunet
-from axondeepsynth.pipeline import export, keys
+from axondeepsynth.pipeline import export, keys, train_segmenter
 from axondeepsynth.pipeline.context import Run
 from axondeepsynth.pipeline.pictures import morphometrics_figure, save_comparison
 from axondeepsynth.strategies import INPUT_TRANSLATION, STRATEGIES, TRAINING_SETS, Strategy
@@ -200,17 +200,29 @@ def _save_overlays(
 def run(run: Run) -> None:
     cfg = run.cfg
     strategies, fibres, truth = {}, {}, {}
-    for strategy in run.strategies:
+
+    def evaluate_strategy(strategy: Strategy) -> None:
         folds = {}
         for fold in run.folds:
             folds[str(fold)], measured = evaluate_fold(run, strategy, fold, truth)
             fibres.setdefault(strategy.name, []).extend(measured)
         strategies[strategy.name] = {"train_set": "+".join(strategy.train_sets), "folds": folds}
+
+    for strategy in run.strategies:
+        if not strategy.pseudo:
+            evaluate_strategy(strategy)
     candidates = [s.name for s in run.strategies if not s.held_out]  # each labels all of U
     if len(candidates) > 2:  # between two, agreement is the same number for both
         for fold in run.folds:
             for name, score in agreement(run, candidates, fold).items():
                 strategies[name]["folds"][str(fold)]["agreement"] = score
+    for strategy in run.strategies:
+        if strategy.pseudo:  # self-training: its teacher's pseudo labels exist now
+            run.outputs.teacher = _teacher(run, strategies)
+            for train_set in strategy.train_sets:
+                train_segmenter.train(run, train_set)
+            evaluate_strategy(strategy)
+            _compare_with_teacher(strategies[strategy.name], strategies[run.outputs.teacher], run)
     if any(fibres.values()):
         true = [row for rows in truth.values() for row in rows]
         io.write_bytes(run.out / "morphometrics.png", morphometrics_figure(fibres, true))
@@ -230,7 +242,7 @@ def run(run: Run) -> None:
     }
     io.write_text(run.out / "results.json", json.dumps(results, indent=2))
     rows = report.aggregate([results | {"path": str(run.out / "results.json")}])
-    log.info("%s%s", report.recommend([results]), report.to_check([results]).rstrip())
+    log.info("%s", "".join(report.notes([results])).rstrip())
     if rows:
         publish(run, rows)
     else:
@@ -243,10 +255,31 @@ def run(run: Run) -> None:
     run.outputs.objective = rows[0]["axon_mean"] if rows else None  # the sweep's objective
 
 
+def _teacher(run: Run, strategies: dict) -> str:
+    """seg.self_train_from, or the strategy recommended from the results so far."""
+    chosen = run.cfg.seg.self_train_from
+    return report.recommended([{"strategies": strategies}]) if chosen == "recommended" else chosen
+
+
+def _compare_with_teacher(student: dict, teacher: dict, run: Run) -> None:
+    """Beside each self-training fold, its teacher's Dice on the same held-out images (the
+    pseudo labels it learned from, those of the teacher's first fold)."""
+    taught = teacher["folds"][str(run.folds[0])]["per_image"]
+    student["teacher"] = run.outputs.teacher
+    for fold in student["folds"].values():
+        same = [taught[k] for k in fold["per_image"] if k in taught]
+        if same:
+            fold["teacher"] = {c: float(np.mean([d[c] for d in same])) for c in CLASSES}
+
+
 def _export(run: Run, results: dict) -> None:
-    """Keep seg.export's strategy (the recommended one by default) as the run's model."""
+    """Keep seg.export's strategy as the run's model: by default the self-trained one where the
+    run has it, else the recommended one."""
     seg = run.cfg.seg
-    name = report.recommended([results]) if seg.export == "recommended" else seg.export
+    name = seg.export
+    if name == "recommended":
+        name = "self_training" if "self_training" in seg.strategies else None
+        name = name or report.recommended([results])
     if name:
         strategy = STRATEGIES[name]
         fold = run.folds[0] if seg.export_fold is None else seg.export_fold

@@ -64,7 +64,10 @@ def check_labels(run: Run, summary: dict) -> None:
         wanted = [
             s.name
             for s in run.strategies
-            if any(TRAINING_SETS[t].labels_from == name for t in s.train_sets)
+            if any(
+                TRAINING_SETS[t].labels_from == name and not TRAINING_SETS[t].pseudo
+                for t in s.train_sets
+            )
         ]
         if wanted and info["n_labelled"] == 0:
             domain = run.domain_config(name)

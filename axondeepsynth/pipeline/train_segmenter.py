@@ -15,10 +15,13 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import pytorch_lightning as pl
 
+from axondeepsynth.data import images
 from axondeepsynth.data.datamodules import SegmentationDataModule
 from axondeepsynth.data.folds import splits
+from axondeepsynth.data.labels import from_axonmyelin
 from axondeepsynth.data.records import Sample
 from axondeepsynth.errors import ConfigError
 from axondeepsynth.io import write_text
@@ -35,6 +38,8 @@ log = logging.getLogger(__name__)
 def training_samples(run: Run, train_set: str) -> tuple[list[Sample], str]:
     """The labelled samples of a training set and a string naming where they came from."""
     kind = TRAINING_SETS[train_set]
+    if kind.pseudo:
+        return pseudo_labelled(run)
     if kind.translation is None:
         samples = run.domain(kind.labels_from)
         origin = run.domain_config(kind.labels_from).describe()
@@ -67,21 +72,44 @@ def training_samples(run: Run, train_set: str) -> tuple[list[Sample], str]:
     return labelled, origin
 
 
+def pseudo_labelled(run: Run) -> tuple[list[Sample], str]:
+    """U's images with the teacher's pseudo labels of the first fold (evaluate wrote them),
+    brought to the working scale like U's images."""
+    teacher, fold = run.outputs.teacher, run.folds[0]
+    folder = run.out / "pseudo_labels" / teacher / f"fold{fold}"
+    samples = []
+    for sample in run.domain("U"):
+        mask = images.read_mask(folder / f"{sample.key}_seg-axonmyelin.png")
+        size = sample.image.shape[::-1]
+        labels = cv2.resize(from_axonmyelin(mask), size, interpolation=cv2.INTER_NEAREST)
+        samples.append(replace(sample, labels=labels))
+    origin = f"{teacher} pseudo labels of fold {fold}, {keys.results(run.cfg)}"
+    return samples, origin
+
+
 def run(run: Run) -> None:
-    train_sets = dict.fromkeys(t for strategy in run.strategies for t in strategy.train_sets)
-    for train_set in train_sets:
-        samples, origin = training_samples(run, train_set)
-        train = _train
-        if run.cfg.seg.backend == "nnunet":
-            train = _nnunet_trainer(run, train_set, samples, origin)
-        for fold in run.folds:
-            root = run.out / "seg" / train_set / f"fold{fold}"
-            run.outputs.segmenters[train_set, fold] = once(
-                root,
-                keys.segmenter(run.cfg, origin, fold),
-                lambda s=samples, f=fold, r=root, t=train: t(run, s, f, r),
-                SegmenterCheckpoints,
-            )
+    """Train every training set of the chosen strategies but those of pseudo labels, which
+    evaluate trains once their teacher has made them (`train`)."""
+    sets = dict.fromkeys(t for strategy in run.strategies for t in strategy.train_sets)
+    for train_set in sets:
+        if not TRAINING_SETS[train_set].pseudo:
+            train(run, train_set)
+
+
+def train(run: Run, train_set: str) -> None:
+    """Train one training set's proxies, one per fold (each made once: `done.json`)."""
+    samples, origin = training_samples(run, train_set)
+    fit = _train
+    if run.cfg.seg.backend == "nnunet":
+        fit = _nnunet_trainer(run, train_set, samples, origin)
+    for fold in run.folds:
+        root = run.out / "seg" / train_set / f"fold{fold}"
+        run.outputs.segmenters[train_set, fold] = once(
+            root,
+            keys.segmenter(run.cfg, origin, fold),
+            lambda s=samples, f=fold, r=root: fit(run, s, f, r),
+            SegmenterCheckpoints,
+        )
 
 
 def _nnunet_trainer(run: Run, train_set: str, samples: list[Sample], origin: str):
