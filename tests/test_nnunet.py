@@ -8,11 +8,15 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 from conftest import compose_cfg
 
+from axondeepsynth import segment
+from axondeepsynth.data import images, layouts
+from axondeepsynth.data.labels import from_axonmyelin
+from axondeepsynth.data.records import load_sample
 from axondeepsynth.errors import ConfigError
+from axondeepsynth.training.segmenter import dice_per_class
 
 SHORT = [
     "+experiment=demo",
@@ -73,4 +77,17 @@ def test_nnunet_trains_predicts_and_scores_a_tiny_phantom_run(tmp_path: Path) ->
     assert after == before
     labels = list((out / "pseudo_labels" / "direct" / "fold0").glob("*_seg-axonmyelin.png"))
     assert len(labels) == 4
-    assert np.isfinite(results["strategies"]["direct"]["folds"]["0"]["mean"]["axon"])
+    # the kept model: an nnU-Net model folder that segments U again to the same Dice
+    meta = json.loads((out / "model" / "model.json").read_text())
+    assert meta["backend"] == "nnunet" and meta["strategy"] == "direct"
+    folder = out / "model" / Path(meta["members"][0]["checkpoint"]).parent.parent
+    assert {p.name for p in folder.iterdir()} == {"dataset.json", "plans.json", "fold_0"}
+    u_root = Path(cfg.data.unlabeled.root)
+    masks = tmp_path / "masks"
+    assert segment.main([str(out / "model"), str(u_root), "--out", str(masks)]) == 0
+    per_image = results["strategies"]["direct"]["folds"]["0"]["per_image"]
+    for record in layouts.scan(u_root).records:
+        (found,) = masks.rglob(f"{record.name}_seg-axonmyelin.png")
+        dice = dice_per_class(from_axonmyelin(images.read_mask(found)), load_sample(record).labels)
+        for c in ("axon", "myelin"):
+            assert dice[c] == pytest.approx(per_image[record.name][c], abs=1e-3)
