@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-e2e lint bench bench-gpu report clean
+.PHONY: install install-nnunet demo test test-e2e test-nnunet lint bench bench-gpu report clean
 
 install: $(STAMP)
 
@@ -14,6 +14,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
+# the nnU-Net backend (seg.backend=nnunet). timm pulls torchvision, which nnU-Net's 2d U-Net
+# never imports; a PyPI torchvision cannot load beside a CPU-only torch (it links the CUDA one),
+# and then breaks Lightning's imports, so it is removed again where it does not load
+install-nnunet: install
+	$(PY) -m pip install -q -e '.[dev,nnunet]' torch==2.13.0
+	$(PY) -c "import torchvision" 2>/dev/null || $(PY) -m pip uninstall -q -y torchvision
+
 demo: install
 	$(PY) -m axondeepsynth.run +experiment=demo
 
@@ -23,6 +30,10 @@ test: install
 
 test-e2e: install
 	$(PY) -m pytest -q -m "e2e and not slow"
+
+# nnU-Net trained, applied and exported on a tiny phantom run (about a minute on 2 cores)
+test-nnunet: install-nnunet
+	$(PY) -m pytest -q tests/test_nnunet.py
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -292,6 +292,7 @@ class NnUNetConfig:
     epochs: int | None = None  # None: the trainer's
     iterations_per_epoch: int | None = None  # None: the trainer's
     val_iterations_per_epoch: int | None = None  # None: the trainer's
+    save_every: int | None = speed(None)  # epochs between resumable checkpoints; None: its 50
     processes: int = speed(2)  # preprocessing and augmentation workers
 
 
@@ -642,7 +643,13 @@ def _validate_segmentation(obj: Config) -> None:
         f"fold {s.export_fold} is not scored by this run (folds {list(runs)})",
         "pick one of them, or null for the first",
     )
-    for key in ("epochs", "iterations_per_epoch", "val_iterations_per_epoch", "processes"):
+    for key in (
+        "epochs",
+        "iterations_per_epoch",
+        "val_iterations_per_epoch",
+        "save_every",
+        "processes",
+    ):
         value = getattr(s.nnunet, key)
         _check(value is None or value >= 1, f"seg.nnunet.{key}", f"must be >= 1, got {value}")
     for name in s.strategies:

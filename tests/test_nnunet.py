@@ -91,3 +91,43 @@ def test_nnunet_trains_predicts_and_scores_a_tiny_phantom_run(tmp_path: Path) ->
         dice = dice_per_class(from_axonmyelin(images.read_mask(found)), load_sample(record).labels)
         for c in ("axon", "myelin"):
             assert dice[c] == pytest.approx(per_image[record.name][c], abs=1e-3)
+
+
+@pytest.mark.e2e
+def test_a_killed_nnunet_fold_continues_from_its_own_checkpoint(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Stopped after epoch 2 of 3: `ckpt_path=last` trains epoch 3 only, from nnU-Net's
+    checkpoint_latest.pth; without it the refusal keeps the partial fold."""
+    pytest.importorskip("nnunetv2", reason="the nnU-Net backend: pip install -e '.[nnunet]'")
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    from axondeepsynth.pipeline import run_stages
+
+    overrides = [o for o in SHORT if not o.startswith(("seg.strategies", "seg.nnunet.epochs"))]
+    overrides += ["seg.strategies=[direct]", "seg.nnunet.epochs=3", "seg.nnunet.save_every=1"]
+    real, started = nnUNetTrainer.on_epoch_end, []
+
+    def node_lost(self):
+        real(self)
+        if self.current_epoch == 2:
+            raise RuntimeError("node lost")
+
+    def record_start(self):
+        started.append(self.current_epoch)
+        return real_start(self)
+
+    real_start = nnUNetTrainer.on_train_start
+    monkeypatch.setattr(nnUNetTrainer, "on_epoch_end", node_lost)
+    cfg = compose_cfg(*overrides, tmp=tmp_path)
+    with pytest.raises(RuntimeError, match="node lost"):
+        run_stages(cfg)
+    fold = next((Path(cfg.paths.output_dir) / "seg" / "L" / "nnunet").rglob("fold_0"))
+    assert (fold / "checkpoint_latest.pth").is_file() and not (
+        fold / "checkpoint_final.pth"
+    ).exists()
+    monkeypatch.setattr(nnUNetTrainer, "on_epoch_end", real)
+    monkeypatch.setattr(nnUNetTrainer, "on_train_start", record_start)
+    run_stages(compose_cfg(*overrides, "ckpt_path=last", tmp=tmp_path))
+    assert (fold / "checkpoint_final.pth").is_file()
+    assert started == [2]  # the third epoch, not a fresh start

@@ -108,6 +108,7 @@ def train(
             ("num_epochs", cfg.epochs),
             ("num_iterations_per_epoch", cfg.iterations_per_epoch),
             ("num_val_iterations_per_epoch", cfg.val_iterations_per_epoch),
+            ("save_every", cfg.save_every),
         ):
             if value is not None:
                 setattr(trainer, attribute, value)
