@@ -703,6 +703,7 @@ def _validate_translator(obj: Config) -> None:
         f"{t.batch_size} tiles per batch",
         "use a positive number, or null for the device's default",
     )
+    _check(t.samples >= 1, "translator.samples", f"must be >= 1, got {t.samples}")
     _check(
         t.precision in ("32", "bf16"),
         "translator.precision",

@@ -192,7 +192,8 @@ def test_the_strategy_table_derives_what_each_needs() -> None:
     s = strategies.STRATEGIES
     assert s["tutorship"].translations == ("l2u",) and s["adaptation"].translations == ("u2l",)
     assert s["fused"].translations == ("l2u", "u2l") and s["direct"].translations == ()
-    assert [n for n, v in s.items() if v.held_out] == ["oracle"]
+    assert [n for n, v in s.items() if v.held_out] == ["self_training", "oracle"]
+    assert [n for n, v in s.items() if v.pseudo] == ["self_training"]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ def load_translator(
             f"the translator in {path} ({module.cfg.name}) has no {sampler} sampler",
             f"use translator.sampler={' or '.join(module.samplers)}",
         )
-    module.check_draws(sampler or module.cfg.sampler, samples)
+    translators.check_draws(module, sampler or module.cfg.sampler, samples)
     return compile_networks(module) if compile else module
 
 

@@ -17,26 +17,30 @@ import torch
 
 from axondeepsynth.errors import ConfigError
 from axondeepsynth.training.translators.cyclegan import CycleGAN  # each import registers
-from axondeepsynth.training.translators.registry import TRANSLATORS, get, register
+from axondeepsynth.training.translators.registry import TRANSLATORS, check_draws, get, register
 from axondeepsynth.training.translators.syndiff import SynDiff
 
-__all__ = ["TRANSLATORS", "CycleGAN", "SynDiff", "Translator", "build", "get", "load", "register"]
+__all__ = [
+    "TRANSLATORS",
+    "CycleGAN",
+    "SynDiff",
+    "Translator",
+    "build",
+    "check_draws",
+    "get",
+    "load",
+    "register",
+]
 
 
 class Translator(Protocol):
-    samplers: tuple[str, ...]
-    stochastic: tuple[str, ...]  # the samplers whose draws differ
+    samplers: tuple[str, ...]  # and, optionally, `stochastic`: those whose draws differ
     device: torch.device
     dtype: torch.dtype
 
     @classmethod
     def check(cls, cfg) -> None:
         """Refuse, before any work, a config this translator cannot train or sample with."""
-        ...
-
-    @classmethod
-    def check_draws(cls, sampler: str, samples: int) -> None:
-        """Refuse `samples` translations per image that `sampler` cannot make differ."""
         ...
 
     def translate(

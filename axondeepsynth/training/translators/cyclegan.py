@@ -27,7 +27,7 @@ from axondeepsynth.nets.resnet import ResnetGenerator
 from axondeepsynth.training.ema import EMA
 from axondeepsynth.training.metrics import TranslationMetrics
 from axondeepsynth.training.panels import log_panel
-from axondeepsynth.training.translators.registry import register
+from axondeepsynth.training.translators.registry import check_draws, register
 
 
 @register("cyclegan")
@@ -75,19 +75,7 @@ class CycleGAN(pl.LightningModule):
                     f"model={cfg.model.name} has no {sampler} sampler",
                     f"set {key}={' or '.join(cls.samplers)}",
                 )
-        cls.check_draws(cfg.translator.sampler or cfg.model.sampler, cfg.translator.samples)
-
-    @classmethod
-    def check_draws(cls, sampler: str, samples: int) -> None:
-        """Refuse several translations per image from a sampler that would draw one image."""
-        if samples < 1 or (samples > 1 and sampler not in cls.stochastic):
-            why = "must be >= 1" if samples < 1 else f"the {sampler} sampler is deterministic"
-            raise ConfigError(
-                "translator.samples",
-                f"{samples} draws per image: {why}",
-                "set translator.samples=1, or draw with a stochastic sampler "
-                "(model=syndiff, translator.sampler=diffusive)",
-            )
+        check_draws(cls, cfg.translator.sampler or cfg.model.sampler, cfg.translator.samples)
 
     def more_networks(self) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
         """Generators and discriminators a subclass trains beside the pair."""

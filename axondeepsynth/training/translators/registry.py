@@ -29,3 +29,15 @@ def get(name: str) -> type:
             f"use one of {', '.join(TRANSLATORS)} (conf/model/)",
         )
     return TRANSLATORS[name]
+
+
+def check_draws(translator, sampler: str, samples: int) -> None:
+    """Refuse `samples` translations per image that `sampler` cannot make differ: a translator
+    lists its stochastic samplers in `stochastic` (none when it has no such attribute)."""
+    if samples > 1 and sampler not in getattr(translator, "stochastic", ()):
+        raise ConfigError(
+            "translator.samples",
+            f"{samples} draws per image: the {sampler} sampler is deterministic",
+            "set translator.samples=1, or draw with a stochastic sampler "
+            "(model=syndiff, translator.sampler=diffusive)",
+        )
