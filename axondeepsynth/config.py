@@ -288,6 +288,9 @@ class NnUNetConfig:
 
     trainer: str = "nnUNetTrainer"  # found by nnU-Net (nnUNet_extTrainer for one's own)
     planner: str = "ExperimentPlanner"  # e.g. nnUNetPlannerResEncM
+    # the planner's VRAM budget (nnU-Net's -gpu_memory_target); None: its own (8 GB). A
+    # smaller one plans smaller batches: what a CPU run wants
+    gpu_memory_target_gb: float | None = None
     configuration: str = "2d"
     epochs: int | None = None  # None: the trainer's
     iterations_per_epoch: int | None = None  # None: the trainer's
@@ -330,8 +333,9 @@ class SegmentationConfig:
     # strategy the report recommends; null: none
     export: str | None = predict("recommended")
     export_fold: int | None = predict(None)  # None: the first fold this run scores
-    # the strategy whose pseudo labels (of the first fold) self_training learns from
-    self_train_from: str = "recommended"
+    # the strategy whose pseudo labels (of the first fold) self_training learns from; in the
+    # key of that training set through its origin, so no other proxy's key holds it
+    self_train_from: str = predict("recommended")
 
 
 @dataclass

@@ -252,6 +252,7 @@ def test_speed_and_display_switches_never_change_a_stage_key(tmp_path: Path) -> 
         ("translator.sampler=resnet", {1, 2}),
         ("seg.net.lr=0.1", {3, 4}),
         ("seg.net.tta_flips=false", {4}),  # predicting, not training
+        ("seg.nnunet.epochs=5", {4}),  # another backend's setting: the Lightning proxy's key stays
         ("seed=1", {0, 1, 2, 3, 4}),
     ],
 )

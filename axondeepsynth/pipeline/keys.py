@@ -46,12 +46,14 @@ def translation(
 
 
 def segmenter(cfg: Config, origin: str, fold: int) -> str:
-    """One proxy: its training images, data, training settings (its own epochs: seg's), fold."""
+    """One proxy: its training images, data, training settings (its own epochs: seg's), fold.
+    A Lightning proxy's key leaves nnU-Net's settings out (and so kept its key when they came)."""
     trainer = identity(cfg.trainer)
     del trainer["max_epochs"]  # the translator's; the proxy trains for seg.max_epochs
-    return config_hash(
-        origin, identity(cfg.data), identity(cfg.seg, TRAINING), trainer, cfg.seed, fold
-    )
+    seg = identity(cfg.seg, TRAINING)
+    if cfg.seg.backend == "lightning":
+        del seg["backend"], seg["nnunet"]
+    return config_hash(origin, identity(cfg.data), seg, trainer, cfg.seed, fold)
 
 
 def nnunet_dataset(cfg: Config, origin: str) -> str:

@@ -77,7 +77,7 @@ def prepare(
     with folders(base, cfg.processes, base / "nnunet.log"):
         raw_layout.write(cases, base / "raw" / dataset, None, {"Name": dataset})
         extract_fingerprints([DATASET_ID], num_processes=workers, check_dataset_integrity=True)
-        plans = plan_experiments([DATASET_ID], cfg.planner)
+        plans = plan_experiments([DATASET_ID], cfg.planner, cfg.gpu_memory_target_gb)
         preprocess([DATASET_ID], plans, [cfg.configuration], [workers])
     by_key = {s.key: case(s) for s in samples}
     folds = [
