@@ -329,8 +329,8 @@ class SegmentationConfig:
     # also write U with its pseudo labels as an nnU-Net raw dataset
     export_nnunet: bool = predict(True)
     # the kept model, copied to <run>/model/ for `python -m axondeepsynth.segment`: a chosen
-    # strategy's proxies of one fold (and the translator its inputs need); "recommended": the
-    # strategy the report recommends; null: none
+    # strategy's proxies of one fold (and the translator its inputs need); "recommended":
+    # self_training where the run has it, else the strategy the report recommends; null: none
     export: str | None = predict("recommended")
     export_fold: int | None = predict(None)  # None: the first fold this run scores
     # the strategy whose pseudo labels (of the first fold) self_training learns from; in the

@@ -101,7 +101,8 @@ def _is_number(value: object) -> bool:
 
 
 def aggregate(records: list[dict]) -> list[dict]:
-    """One row per (target, source, strategy, config_hash): Dice mean ± std over unique folds.
+    """One row per (target, source, strategy, config_hash, backend): Dice mean ± std over
+    unique folds.
 
     A fold seen in several files of the same config is counted once (a warning goes to stderr
     when the copies disagree). `n_images` is the number of test images per fold (their mean
@@ -580,8 +581,8 @@ def _free_dir(out: Path) -> Path:
 
 
 def self_training(records: list[dict]) -> str:
-    """Whether each self-trained model beats the pseudo labels it learned from, on the same
-    held-out images (axon and myelin Dice, mean over folds)."""
+    """Whether each self-trained model beats the pseudo labels it learned from by axon Dice on
+    the same held-out images (both classes shown, mean over folds)."""
     lines = []
     for record in records:
         body = record["strategies"].get("self_training")

@@ -29,7 +29,7 @@ from axondeepsynth.data.resample import resample, scale_factor
 from axondeepsynth.errors import AxonDeepSynthError
 from axondeepsynth.pipeline.export import MODEL_FILE
 
-KINDS = ("axon", "myelin", "axonmyelin")
+OUTPUTS = ("_seg-axon.png", "_seg-myelin.png", "_seg-axonmyelin.png", "_confidence.png")
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,11 @@ class KeptModel:
             )
         self.meta = meta = json.loads(meta_path.read_text())
         self.members = [
-            (proxy.load(root / m["checkpoint"], device), m["input"]) for m in meta["members"]
+            (
+                proxy.load(root / m["checkpoint"], device, meta["tta_flips"], meta["window"]),
+                m["input"],
+            )
+            for m in meta["members"]
         ]
         self.translator = None
         if meta["translator"]:
@@ -124,7 +128,8 @@ class KeptModel:
         return proxy.ensemble(members, m["tile"], m["overlap"], 1)
 
     def _translations(self, image: np.ndarray) -> list[np.ndarray]:
-        """The draws of its U->L translation, 8-bit like the run's written translations."""
+        """The draws of its U->L translation, 8-bit like the run's written translations (the
+        same images for a deterministic sampler; a stochastic one draws new ones)."""
         from axondeepsynth.pipeline.translate import translate_sample
 
         t = self.meta["translator"]
@@ -166,7 +171,7 @@ def segment(model: KeptModel, job: Job, pixel_size: float | None) -> None:
     name = job.record.name
     for kind, mask in to_masks(pred).items():
         images.write_png(job.out / f"{name}_seg-{kind}.png", mask)
-    images.write_png(job.out / f"{name}_confidence.png", confidence(probs))
+    images.write_png(job.out / f"{name}{OUTPUTS[-1]}", confidence(probs))
 
 
 def main(argv: list[str] | None = None) -> int:

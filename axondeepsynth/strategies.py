@@ -95,3 +95,8 @@ STRATEGIES: dict[str, Strategy] = {
         ),
     )
 }
+
+
+def shown_translations(names: list[str]) -> set[str]:
+    """The translations the named strategies' models segment (drawn translator.samples times)."""
+    return {INPUT_TRANSLATION[i] for n in names for _, i in STRATEGIES[n].models} - {None}

@@ -52,7 +52,8 @@ def test_nnunet_trains_predicts_and_scores_a_tiny_phantom_run(tmp_path: Path) ->
     pytest.importorskip("nnunetv2", reason="the nnU-Net backend: pip install -e '.[nnunet]'")
     from axondeepsynth.pipeline import run_stages
 
-    before = {k: os.environ.get(k) for k in ("nnUNet_raw", "nnUNet_results", "nnUNet_n_proc_DA")}
+    names = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_n_proc_DA")
+    before = {k: os.environ.get(k) for k in names}
     cfg = compose_cfg(*SHORT, tmp=tmp_path)
     run_stages(cfg)
     out = Path(cfg.paths.output_dir)
@@ -98,7 +99,7 @@ def test_a_killed_nnunet_fold_continues_from_its_own_checkpoint(
     tmp_path: Path, monkeypatch
 ) -> None:
     """Stopped after epoch 2 of 3: `ckpt_path=last` trains epoch 3 only, from nnU-Net's
-    checkpoint_latest.pth; without it the refusal keeps the partial fold."""
+    checkpoint_latest.pth in the fold's own directory."""
     pytest.importorskip("nnunetv2", reason="the nnU-Net backend: pip install -e '.[nnunet]'")
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
@@ -122,7 +123,7 @@ def test_a_killed_nnunet_fold_continues_from_its_own_checkpoint(
     cfg = compose_cfg(*overrides, tmp=tmp_path)
     with pytest.raises(RuntimeError, match="node lost"):
         run_stages(cfg)
-    fold = next((Path(cfg.paths.output_dir) / "seg" / "L" / "nnunet").rglob("fold_0"))
+    fold = next((Path(cfg.paths.output_dir) / "seg" / "L" / "fold0" / "nnunet").rglob("fold_0"))
     assert (fold / "checkpoint_latest.pth").is_file() and not (
         fold / "checkpoint_final.pth"
     ).exists()

@@ -195,6 +195,11 @@ def test_draws_differ_repeat_per_seed_and_keep_the_first(tmp_path: Path, monkeyp
         assert all(np.array_equal(d, r) for d, r in zip(draws, repeat, strict=True))
         assert np.array_equal(draws[0], read_image(single["u2l"].files[key]))
     assert len(drawn) == 9  # 3 images x 3 draws, every one its own
+    # more draws into the directory of one: the first is kept, not refused or redone
+    first_file = Path(single["u2l"].files[key])
+    stamp = first_file.stat().st_mtime_ns
+    more = translated(3, "c")
+    assert len(more["u2l"].draws) == 2 and first_file.stat().st_mtime_ns == stamp
 
 
 def _snapshot(root: Path, skip: Path) -> dict[str, tuple[int, int]]:

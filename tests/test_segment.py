@@ -100,3 +100,14 @@ def test_an_image_without_a_pixel_size_is_refused_in_one_line(
     assert code == 0 and (tmp_path / "o" / "new_seg-axon.png").is_file()
     mask = images.read_mask(tmp_path / "o" / "new_seg-axonmyelin.png")
     assert mask.shape == (80, 80) and set(np.unique(mask)) <= {0, 127, 255}
+
+
+def test_two_images_that_would_write_the_same_masks_are_refused(
+    finished_run: Path, tmp_path: Path, capsys
+) -> None:
+    for folder in ("a", "b"):
+        images.write_png(tmp_path / folder / "img.png", np.zeros((40, 40)))
+    args = [str(tmp_path / "a" / "img.png"), str(tmp_path / "b" / "img.png"), "--pixel-size", "0.1"]
+    out = tmp_path / "o"
+    assert segment.main([str(finished_run / "model"), *args, "--out", str(out)]) == 2
+    assert "would overwrite" in capsys.readouterr().err and not out.exists()

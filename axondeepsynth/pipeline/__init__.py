@@ -14,6 +14,7 @@ from axondeepsynth.errors import AxonDeepSynthError
 from axondeepsynth.pipeline import evaluate, prepare, train_segmenter, train_translator, translate
 from axondeepsynth.pipeline.context import Run
 from axondeepsynth.pipeline.trainer import logger_files_in
+from axondeepsynth.strategies import shown_translations
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,17 @@ def run_stages(cfg: Config) -> float | None:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     run = Run(cfg, Path(cfg.paths.output_dir))
     check_output_dir(run.out, cfg.paths.min_free_gb)
-    if cfg.translator.ckpt_path:  # refused before any stage claims a directory for it
+    t = cfg.translator
+    if t.samples > 1 and "u2l" not in shown_translations(cfg.seg.strategies):
+        log.warning(
+            "translator.samples=%d: no chosen strategy segments translations, so each "
+            "image is translated once",
+            t.samples,
+        )
+    if t.ckpt_path:  # refused before any stage claims a directory for it
         from axondeepsynth.pipeline.translate import load_translator
 
-        t = cfg.translator
-        load_translator(t.ckpt_path, sampler=t.sampler, samples=t.samples)
+        load_translator(t.ckpt_path, sampler=t.sampler, samples=run.draws("u2l"))
     with logger_files_in(run.out):
         for stage in cfg.stages:
             log.info("stage %s -> %s", stage, run.out)

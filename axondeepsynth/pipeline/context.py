@@ -7,12 +7,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 
 from axondeepsynth.config import Config, DatasetConfig, DomainConfig
+from axondeepsynth.data import images
 from axondeepsynth.data.domain import load_domain
+from axondeepsynth.data.labels import from_axonmyelin
 from axondeepsynth.data.records import Sample
-from axondeepsynth.strategies import INPUT_TRANSLATION, STRATEGIES, Strategy
+from axondeepsynth.strategies import STRATEGIES, Strategy, shown_translations
 
 Domain = Literal["L", "U"]
 SOURCE: dict[str, Domain] = {"l2u": "L", "u2l": "U"}  # the domain a translation starts from
@@ -114,8 +117,13 @@ class Run:
     def draws(self, direction: str) -> int:
         """Translations drawn per image: translator.samples where a strategy segments them,
         one where they are only trained on."""
-        shown = {INPUT_TRANSLATION[i] for s in self.strategies for _, i in s.models}
+        shown = shown_translations(self.cfg.seg.strategies)
         return self.cfg.translator.samples if direction in shown else 1
+
+    def pseudo_labels(self, strategy: str, fold: int, key: str) -> np.ndarray:
+        """The label map evaluate wrote for one U image by a strategy's fold (stored size)."""
+        folder = self.out / "pseudo_labels" / strategy / f"fold{fold}"
+        return from_axonmyelin(images.read_mask(folder / f"{key}_seg-axonmyelin.png"))
 
     def domain_config(self, which: Domain) -> DomainConfig:
         return self.cfg.data.labeled if which == "L" else self.cfg.data.unlabeled

@@ -1,14 +1,17 @@
 """Stage `evaluate`: pseudo labels for every U image by each strategy and fold, and their Dice.
 
 Each strategy (`axondeepsynth/strategies.py`) averages the softmax of its models, each trained
-on its training set and shown its input (U, or U translated into L's look); a strategy trained
-on U's own labels (the oracle) segments only the U images its fold held out.
+on its training set and shown its input (U, or every draw of U translated into L's look); a
+strategy trained on U's own images (the oracle, self_training) segments only the U images its
+fold held out. self_training is trained here, after the strategy that teaches it.
 Predictions are blended softmax at the working scale, resized to each image's stored size, and
 written in AxonDeepSeg's convention (`<name>_seg-{axon,myelin,axonmyelin}.png`) under
 `pseudo_labels/<strategy>/fold<k>/`, plus an nnU-Net raw export, each with its confidence map
 and its per-axon morphometrics. Dice and morphometrics are compared at the stored resolution
-against U's own labels where it has them. Everything lands in `results.json`; the log ends
-with the strategy the confidences recommend and the images to check first.
+against U's own labels where it has them, and each strategy's agreement with the others.
+Everything lands in `results.json`; the log ends with the recommended strategy, how
+self-training did against its teacher and the images to check first, and the kept model is
+copied to `model/` (`export.py`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from tqdm.auto import tqdm
 
 from axondeepsynth import io, morphometrics, report
 from axondeepsynth.data import images
-from axondeepsynth.data.labels import from_axonmyelin, to_masks
+from axondeepsynth.data.labels import to_masks
 from axondeepsynth.data.layouts import nnunet
 from axondeepsynth.pipeline import export, keys, train_segmenter
 from axondeepsynth.pipeline.context import Run
@@ -52,14 +55,18 @@ def image_confidence(conf: np.ndarray, pred: np.ndarray) -> float:
     return float(conf[fibres].mean() if fibres.any() else conf.mean())
 
 
-def model_inputs(run: Run, shown: str) -> list[list[np.ndarray]]:
+def model_inputs(run: Run, shown: str) -> list[list[np.ndarray | str]]:
     """What a model shown `shown` sees for each U image (at the working scale): the image, or
-    every draw of its translation."""
+    the files of every draw of its translation (read when used)."""
     translation = INPUT_TRANSLATION[shown]
     if translation is None:
         return [[s.image] for s in run.domain("U")]
     made = run.outputs.translations[translation]  # validate() asked for translate
-    return [[images.read_image(f) for f in made.images(s.key)] for s in run.domain("U")]
+    return [made.images(s.key) for s in run.domain("U")]
+
+
+def _array(x: np.ndarray | str) -> np.ndarray:
+    return images.read_image(x) if isinstance(x, str) else x
 
 
 def _summary(per_image: dict[str, dict[str, float]]) -> dict:
@@ -96,7 +103,8 @@ def load_models(run: Run, strategy: Strategy, fold: int) -> list[tuple[proxy.Pro
     models = []
     for train_set, shown in strategy.models:
         ckpt = checkpoint(run, strategy, train_set, fold)
-        model = proxy.load(ckpt, run.device, run.cfg.seg.net.tta_flips)
+        net = run.cfg.seg.net
+        model = proxy.load(ckpt, run.device, net.tta_flips, str(net.window))
         models.append((model, model_inputs(run, shown)))
     return models
 
@@ -121,7 +129,8 @@ def evaluate_fold(
         if keep is None or sample.key in keep
     ]
     for i, sample in tqdm(chosen, desc=f"{strategy.name} fold {fold}", unit="img"):
-        probs = proxy.ensemble([(m, xs[i]) for m, xs in models], tile, overlap, batch_size)
+        shown = [(m, [_array(x) for x in xs[i]]) for m, xs in models]
+        probs = proxy.ensemble(shown, tile, overlap, batch_size)
         probs = proxy.resized(probs, sample.image.shape)
         pred, conf = probs.argmax(0).astype(np.uint8), confidence(probs)
         for kind, mask in to_masks(pred).items():
@@ -154,11 +163,9 @@ def agreement(run: Run, names: list[str], fold: int) -> dict[str, float]:
     """For each of `names`, how much the others back its pseudo labels up: Dice (axon and myelin
     averaged) against each other strategy's labels of the same U image, averaged over the others
     and the images. Read back from the written masks, one image at a time."""
-    folders = {name: run.out / "pseudo_labels" / name / f"fold{fold}" for name in names}
     scores: dict[str, list[float]] = {name: [] for name in names}
     for sample in run.domain("U", native=True):
-        mask = f"{sample.key}_seg-axonmyelin.png"
-        labels = {n: from_axonmyelin(images.read_mask(d / mask)) for n, d in folders.items()}
+        labels = {name: run.pseudo_labels(name, fold, sample.key) for name in names}
         for a, b in itertools.combinations(names, 2):
             d = dice_per_class(labels[a], labels[b])
             both = float(np.mean([d[c] for c in CLASSES]))

@@ -61,6 +61,8 @@ def export(run: Run, strategy: Strategy, fold: int, checkpoint_of) -> Path:
         "resize": str(cfg.data.resize),
         "tile": tile,
         "overlap": overlap,
+        "tta_flips": cfg.seg.net.tta_flips,
+        "window": str(cfg.seg.net.window),
         "members": members,
         "translator": translator,
         "classes": {"0": "background", "1": "myelin", "2": "axon"},

@@ -15,6 +15,8 @@ from typing import Any
 from axondeepsynth.config import Config, identity
 
 TRAINING = ("speed", "predict")
+# seg's settings that only the Lightning proxy reads
+LIGHTNING_ONLY = ("net", "augment", "tile_size", "max_epochs", "tiles_per_epoch", "batch_size")
 
 
 def config_hash(*parts: Any) -> str:
@@ -27,16 +29,16 @@ def translator(cfg: Config) -> str:
 
 
 def translation(
-    cfg: Config, checkpoint: str, direction: str, batch_size: int, draws: int = 1
+    cfg: Config, checkpoint: str, direction: str, batch_size: int, draw: int = 0
 ) -> str:
-    """One direction's translations: the checkpoint that makes them (and, when the run trained
-    it, the translator's key: a retrained one keeps its path), the source domain and how it is
-    decoded and tiled, the sampler and its noise (seed, batch), the draws per image."""
+    """One draw of a direction's translations: the checkpoint that makes them (and, when the
+    run trained it, the translator's key: a retrained one keeps its path), the source domain and
+    how it is decoded and tiled, the sampler and its noise (seed, batch, which draw)."""
     source = cfg.data.labeled if direction == "l2u" else cfg.data.unlabeled
     t = identity(cfg.translator)
     sampling = {k: t[k] for k in ("sampler", "precision", "seed")}
-    if draws > 1:  # one draw keeps the key it had before draws existed
-        sampling["draws"] = draws
+    if draw:  # the first draw keeps the key it had before draws existed
+        sampling["draw"] = draw
     d = cfg.data
     decoding = (d.target_pixel_size, d.resize, d.tile_size, d.tile_overlap)
     trained = None if cfg.translator.ckpt_path else translator(cfg)
@@ -47,12 +49,14 @@ def translation(
 
 def segmenter(cfg: Config, origin: str, fold: int) -> str:
     """One proxy: its training images, data, training settings (its own epochs: seg's), fold.
-    A Lightning proxy's key leaves nnU-Net's settings out (and so kept its key when they came)."""
+    Each backend's key leaves the other's settings out (a Lightning proxy kept its key when
+    nnU-Net's came)."""
     trainer = identity(cfg.trainer)
     del trainer["max_epochs"]  # the translator's; the proxy trains for seg.max_epochs
     seg = identity(cfg.seg, TRAINING)
-    if cfg.seg.backend == "lightning":
-        del seg["backend"], seg["nnunet"]
+    unused = LIGHTNING_ONLY if cfg.seg.backend == "nnunet" else ("backend", "nnunet")
+    for name in unused:
+        del seg[name]
     return config_hash(origin, identity(cfg.data), seg, trainer, cfg.seed, fold)
 
 

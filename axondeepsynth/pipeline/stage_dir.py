@@ -30,10 +30,9 @@ _FIX = (
 )
 
 
-def claim(directory: Path, key: str) -> None:
+def _claim(directory: Path, key: str) -> None:
     """Mark `directory` as being filled for `key`, so partial files left by an interrupted run
-    can be trusted (and resumed) by a re-run with the same configuration only. A stage that
-    writes beyond its `once` directory claims those directories too."""
+    can be trusted (and resumed) by a re-run with the same configuration only."""
     started = directory / "started.json"
     if started.is_file() and json.loads(started.read_text())["key"] != key:
         raise AxonDeepSynthError(
@@ -56,7 +55,7 @@ def once(directory: Path, key: str, produce: Callable[[], R], record: type[R]) -
                 )
             log.info("reusing %s (complete)", directory)
             return record(**kept["output"])
-        claim(directory, key)
+        _claim(directory, key)
         output = produce()
         write_text(done, json.dumps({"key": key, "output": asdict(output)}, indent=2))
     return output

@@ -10,6 +10,7 @@ each fold trains there on the same split (`seg/<set>/fold<k>/split.json`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import replace
@@ -18,10 +19,8 @@ from pathlib import Path
 import cv2
 import pytorch_lightning as pl
 
-from axondeepsynth.data import images
 from axondeepsynth.data.datamodules import SegmentationDataModule
 from axondeepsynth.data.folds import splits
-from axondeepsynth.data.labels import from_axonmyelin
 from axondeepsynth.data.records import Sample
 from axondeepsynth.errors import ConfigError
 from axondeepsynth.io import write_text
@@ -39,8 +38,8 @@ def training_samples(run: Run, train_set: str) -> tuple[list[Sample], str]:
     """The labelled samples of a training set and a string naming where they came from."""
     kind = TRAINING_SETS[train_set]
     if kind.pseudo:
-        return pseudo_labelled(run)
-    if kind.translation is None:
+        samples, origin = pseudo_labelled(run)
+    elif kind.translation is None:
         samples = run.domain(kind.labels_from)
         origin = run.domain_config(kind.labels_from).describe()
     else:  # validate() put the translate stage before this one
@@ -74,17 +73,17 @@ def training_samples(run: Run, train_set: str) -> tuple[list[Sample], str]:
 
 def pseudo_labelled(run: Run) -> tuple[list[Sample], str]:
     """U's images with the teacher's pseudo labels of the first fold (evaluate wrote them),
-    brought to the working scale like U's images."""
+    brought to the working scale like U's images; the origin names them by their content, so
+    the proxies' keys follow the labels and nothing else."""
     teacher, fold = run.outputs.teacher, run.folds[0]
-    folder = run.out / "pseudo_labels" / teacher / f"fold{fold}"
-    samples = []
+    samples, digest = [], hashlib.sha1()
     for sample in run.domain("U"):
-        mask = images.read_mask(folder / f"{sample.key}_seg-axonmyelin.png")
+        pseudo = run.pseudo_labels(teacher, fold, sample.key)
+        digest.update(pseudo.tobytes())
         size = sample.image.shape[::-1]
-        labels = cv2.resize(from_axonmyelin(mask), size, interpolation=cv2.INTER_NEAREST)
+        labels = cv2.resize(pseudo, size, interpolation=cv2.INTER_NEAREST)
         samples.append(replace(sample, labels=labels))
-    origin = f"{teacher} pseudo labels of fold {fold}, {keys.results(run.cfg)}"
-    return samples, origin
+    return samples, f"{teacher} pseudo labels of fold {fold} ({digest.hexdigest()[:12]})"
 
 
 def run(run: Run) -> None:
@@ -129,7 +128,8 @@ def _nnunet_trainer(run: Run, train_set: str, samples: list[Sample], origin: str
     )
 
     def train(run: Run, samples: list[Sample], fold: int, root: Path) -> SegmenterCheckpoints:
-        write_text(root / "split.json", json.dumps({"fold": fold, "k": cfg.seg.k, **keyed[fold]}))
+        split = {"fold": fold, "k": cfg.seg.k, "seed": cfg.seed, **keyed[fold]}
+        write_text(root / "split.json", json.dumps(split, indent=2))
         pl.seed_everything(cfg.seed + fold, workers=True, verbose=False)
         out, val = nnunet.train(
             base,
@@ -139,6 +139,7 @@ def _nnunet_trainer(run: Run, train_set: str, samples: list[Sample], origin: str
             cfg.seg.nnunet,
             run.device,
             resume=cfg.ckpt_path == "last",
+            results=root / "nnunet",  # under the fold's key: a removed fold takes its weights
         )
         log.info("nnU-Net %s fold %d: val/dice_mean %.3f", train_set, fold, val["val/dice_mean"])
         last, best = out / "checkpoint_final.pth", out / "checkpoint_best.pth"

@@ -4,7 +4,7 @@ L->U (tutorship) translates the labelled images and carries their labels across;
 (adaptation) translates U. The result is written in the input's layout under
 `translate/<direction>/`, one image at a time, so a re-run skips images already written. With
 `translator.samples=N`, a direction that strategies segment gets N draws per image, the k-th
-(k >= 1) under `translate/<direction>-draw<k>/`, each seeded by the image and the draw.
+(k >= 1) in `translate/<direction>-draw<k>/` with its own key: changing N keeps the draws made.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from axondeepsynth.data.records import Sample
 from axondeepsynth.errors import ConfigError
 from axondeepsynth.pipeline import keys
 from axondeepsynth.pipeline.context import SOURCE, Run, Translation
-from axondeepsynth.pipeline.stage_dir import claim, once
+from axondeepsynth.pipeline.stage_dir import once
 from axondeepsynth.training import translators
 
 log = logging.getLogger(__name__)
@@ -97,35 +97,37 @@ def translate_sample(
 
 def run(run: Run) -> None:
     t = run.cfg.translator
-    ckpt = t.ckpt_path or getattr(run.outputs.translator, t.checkpoint)
+    ckpt = str(t.ckpt_path or getattr(run.outputs.translator, t.checkpoint))
     batch_size = run.tiles_per_pass(t.batch_size)
     for direction in run.directions:
-        root = run.translator_dir / "translate" / direction
-        draws = run.draws(direction)
-        key = keys.translation(run.cfg, ckpt, direction, batch_size, draws)
-        run.outputs.translations[direction] = once(
-            root,
-            key,
-            lambda d=direction, r=root, n=draws, k=key: _translate(
-                run, str(ckpt), d, r, batch_size, n, k
-            ),
-            Translation,
-        )
+        made = []
+        for draw in range(run.draws(direction)):  # each draw its own directory and key
+            name = direction if draw == 0 else f"{direction}-draw{draw}"
+            root = run.translator_dir / "translate" / name
+            made.append(
+                once(
+                    root,
+                    keys.translation(run.cfg, ckpt, direction, batch_size, draw),
+                    lambda d=direction, r=root, k=draw: _translate(run, ckpt, d, r, batch_size, k),
+                    Translation,
+                )
+            )
+        run.outputs.translations[direction] = replace(made[0], draws=[m.files for m in made[1:]])
 
 
 def _translate(
-    run: Run, ckpt: str, direction: str, root: Path, batch_size: int, draws: int, key: str
+    run: Run, ckpt: str, direction: str, root: Path, batch_size: int, draw: int
 ) -> Translation:
-    """Translate every image of the source domain `draws` times; write each of its datasets in
-    that dataset's layout, under `root` (one dataset) or `root/<tag>` (several), and the k-th
-    draw's beside it in `root`-draw<k>."""
+    """Translate every image of the source domain (the `draw`-th time: its own seeds); write
+    each of its datasets in that dataset's layout, under `root` (one dataset) or `root/<tag>`
+    (several)."""
     cfg, t = run.cfg, run.cfg.translator
-    module = load_translator(ckpt, run.device, compile=t.compile, samples=draws)
+    module = load_translator(ckpt, run.device, compile=t.compile)
     source_cfg = run.domain_config(SOURCE[direction])
     target_cfg = run.domain_config("U" if SOURCE[direction] == "L" else "L")
     samples = run.domain(SOURCE[direction])
     tile, overlap = cfg.data.tile_size, cfg.data.tile_overlap
-    n_tiles = draws * sum(stitch.count(s.image.shape, tile, overlap) for s in samples)
+    n_tiles = sum(stitch.count(s.image.shape, tile, overlap) for s in samples)
     position = {s.key: i for i, s in enumerate(samples)}  # seeds the sampler per image
     target = target_cfg.modality
     description = {
@@ -139,7 +141,7 @@ def _translate(
         ]
     }
 
-    def outputs(subset: list[Sample], out: Path, layout: layouts.Layout, bar: tqdm, draw: int):
+    def outputs(subset: list[Sample], out: Path, layout: layouts.Layout, bar: tqdm):
         """Translated samples, lazily; those an interrupted run already wrote come back as
         image=None and are not translated again."""
         for s in subset:
@@ -160,26 +162,20 @@ def _translate(
                     bf16=t.precision == "bf16",
                 )
 
-    files, roots = [{} for _ in range(draws)], []
-    with tqdm(total=n_tiles, desc=f"translating {direction}", unit="tile") as bar:
+    files, roots = {}, []
+    with tqdm(total=n_tiles, desc=f"translating {root.name}", unit="tile") as bar:
         for tag, dataset in zip(dataset_tags(source_cfg), source_cfg.datasets(), strict=True):
             subset = [s for s in samples if s.dataset == tag]
+            out = root / tag if tag else root
             layout = layouts.detect(Path(dataset.root))  # it was read, so it has one
-            for draw in range(draws):
-                base = root.with_name(f"{root.name}-draw{draw}") if draw else root
-                if draw:  # its partial images are resumed only by this configuration
-                    claim(base, key)
-                out = base / tag if tag else base
-                made = outputs(subset, out, layout, bar, draw)
-                paths = layout.write(made, out, target, description)
-                files[draw] |= {s.key: str(p) for s, p in zip(subset, paths, strict=True)}
-            roots.append(str(root / tag if tag else root))
-    log.info("translated %d images %s x %d draws -> %s", len(samples), direction, draws, root)
+            paths = layout.write(outputs(subset, out, layout, bar), out, target, description)
+            files |= {s.key: str(p) for s, p in zip(subset, paths, strict=True)}
+            roots.append(str(out))
+    log.info("translated %d images %s -> %s", len(samples), direction, root)
     return Translation(
         root=str(root),
         roots=roots,
         checkpoint=ckpt,
         sampler=str(t.sampler or module.cfg.sampler),
-        files=files[0],
-        draws=files[1:],
+        files=files,
     )

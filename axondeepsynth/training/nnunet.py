@@ -2,8 +2,9 @@
 
 A training set becomes one nnU-Net raw dataset (written by our nnU-Net layout), fingerprinted,
 planned and preprocessed once for the configured configuration (`2d`), with our k-fold split by
-subject written as nnU-Net's `splits_final.json`. Each fold trains with the configured trainer
-class on the run's device (epochs and iterations overridable for short runs); `Proxy` segments
+subject written as nnU-Net's `splits_final.json`. Each fold trains, into a results folder of
+its own (inside the fold's stage directory), with the configured trainer class on the run's
+device (epochs and iterations overridable for short runs); `Proxy` segments
 whole images with nnU-Net's own predictor (Gaussian sliding window, mirroring) and returns class
 probabilities, as the Lightning proxy does. nnU-Net's folders (`nnUNet_raw`, `_preprocessed`,
 `_results`) live in the run directory, set for the length of each call and restored after.
@@ -38,10 +39,15 @@ def case(sample: Sample) -> str:
 
 
 @contextmanager
-def folders(base: Path, processes: int, log: Path | None = None) -> Iterator[None]:
-    """nnU-Net's three folders under `base` (and its augmentation workers) for the length of the
-    block, the previous environment restored after; nnU-Net's prints go to `log`."""
+def folders(
+    base: Path, processes: int, log: Path | None = None, results: Path | None = None
+) -> Iterator[None]:
+    """nnU-Net's folders `raw`, `preprocessed` and `results` under `base` (results elsewhere
+    if given) and its augmentation workers, for the length of the block, the previous
+    environment restored after; nnU-Net's prints go to `log`."""
     values = {name: str(base / name.removeprefix("nnUNet_")) for name in FOLDERS}
+    if results is not None:
+        values["nnUNet_results"] = str(results)
     values["nnUNet_n_proc_DA"] = str(processes)
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
@@ -95,12 +101,14 @@ def train(
     cfg: NnUNetConfig,
     device: str,
     resume: bool,
+    results: Path,
 ) -> tuple[Path, dict[str, float]]:
-    """Train one fold (continuing from its own newest checkpoint when `resume`); return its
-    output folder and nnU-Net's last validation Dice per class."""
+    """Train one fold of the dataset prepared under `base` into `results` (continuing from its
+    own newest checkpoint there when `resume`); return its output folder and nnU-Net's last
+    validation Dice per class."""
     from nnunetv2.run.run_training import get_trainer_from_args, maybe_load_checkpoint
 
-    with folders(base, cfg.processes, base / "nnunet.log"):
+    with folders(base, cfg.processes, results / "nnunet.log", results):
         trainer = get_trainer_from_args(
             dataset, cfg.configuration, fold, cfg.trainer, plans, resume, torch.device(device)
         )

@@ -19,13 +19,18 @@ class Proxy(Protocol):
         ...
 
 
-def load(path: str | Path, device: str = "cpu", mirroring: bool = True) -> Proxy:
-    """Lightning's `.ckpt` (which keeps its own test-time flips) or an nnU-Net fold's `.pth`."""
+def load(
+    path: str | Path, device: str = "cpu", mirroring: bool = True, window: str = "gaussian"
+) -> Proxy:
+    """Lightning's `.ckpt` or an nnU-Net fold's `.pth`, predicting with test-time mirroring
+    or not and (Lightning; nnU-Net's is Gaussian) the given tile blending window."""
     if Path(path).suffix == ".pth":
         from axondeepsynth.training.nnunet import Proxy as NnUNetProxy
 
         return NnUNetProxy(path, device, mirroring)
-    return Segmenter.load_from_checkpoint(path, map_location=device, weights_only=True)
+    model = Segmenter.load_from_checkpoint(path, map_location=device, weights_only=True)
+    model.cfg.tta_flips, model.cfg.window = mirroring, window  # how to apply it, not what it is
+    return model
 
 
 def ensemble(

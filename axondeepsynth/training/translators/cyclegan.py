@@ -24,6 +24,7 @@ from axondeepsynth.errors import ConfigError, check_finite
 from axondeepsynth.nets.discriminators import PatchDiscriminator
 from axondeepsynth.nets.layers import set_recompute
 from axondeepsynth.nets.resnet import ResnetGenerator
+from axondeepsynth.strategies import shown_translations
 from axondeepsynth.training.ema import EMA
 from axondeepsynth.training.metrics import TranslationMetrics
 from axondeepsynth.training.panels import log_panel
@@ -75,7 +76,9 @@ class CycleGAN(pl.LightningModule):
                     f"model={cfg.model.name} has no {sampler} sampler",
                     f"set {key}={' or '.join(cls.samplers)}",
                 )
-        check_draws(cls, cfg.translator.sampler or cfg.model.sampler, cfg.translator.samples)
+        drawn = "u2l" in shown_translations(cfg.seg.strategies)
+        samples = cfg.translator.samples if drawn else 1
+        check_draws(cls, cfg.translator.sampler or cfg.model.sampler, samples)
 
     def more_networks(self) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
         """Generators and discriminators a subclass trains beside the pair."""
