@@ -74,8 +74,9 @@ def _number(path: Path) -> float:
 
 
 def refusals(jobs: list[Job], pixel_size: float | None) -> list[str]:
-    """One line per image that cannot be segmented as asked, before any work."""
-    lines = []
+    """One line per image that cannot be segmented as asked, before any work: no pixel size,
+    an output that exists, or two images that would write the same outputs."""
+    lines, taken = [], {}
     for job in jobs:
         r = job.record
         if r.pixel_size is None and pixel_size is None:
@@ -83,9 +84,18 @@ def refusals(jobs: list[Job], pixel_size: float | None) -> list[str]:
                 f"{r.image}: no pixel size (looked in {r.pixel_size_from}); pass "
                 "--pixel-size <µm per pixel>"
             )
-        mask = job.out / f"{r.name}_seg-axonmyelin.png"
-        if mask.exists():
-            lines.append(f"{mask}: already exists; pass another --out (nothing is overwritten)")
+        first = job.out / f"{r.name}{OUTPUTS[0]}"
+        if first in taken:
+            lines.append(
+                f"{r.image}: its masks would overwrite those of {taken[first]}; segment one "
+                "of them with another --out"
+            )
+        taken[first] = r.image
+        existing = [p for p in (job.out / f"{r.name}{end}" for end in OUTPUTS) if p.exists()]
+        if existing:
+            lines.append(
+                f"{existing[0]}: already exists; pass another --out (nothing is overwritten)"
+            )
     return lines
 
 
@@ -170,7 +180,7 @@ def segment(model: KeptModel, job: Job, pixel_size: float | None) -> None:
     pred = probs.argmax(0).astype(np.uint8)
     name = job.record.name
     for kind, mask in to_masks(pred).items():
-        images.write_png(job.out / f"{name}_seg-{kind}.png", mask)
+        images.write_png(job.out / f"{name}_seg-{kind}.png", mask)  # the first three OUTPUTS
     images.write_png(job.out / f"{name}{OUTPUTS[-1]}", confidence(probs))
 
 
