@@ -64,3 +64,23 @@ def test_self_training_needs_a_teacher_in_the_run() -> None:
         )
     with pytest.raises(ConfigError, match="(?s)seg.k.*held-out"):
         compose_cfg("+experiment=demo", "seg.strategies=[direct,self_training]", "seg.k=1")
+
+
+def test_the_default_teacher_is_the_recommended_strategy(tmp_path: Path) -> None:
+    """Three candidates: the teacher is the one the recommendation names from the others'
+    agreement, and the kept model is the self-trained one."""
+    from axondeepsynth.pipeline import run_stages
+
+    overrides = [o for o in RUN if not o.startswith(("seg.strategies", "seg.export"))]
+    strategies = "seg.strategies=[direct,tutorship,adaptation,self_training]"
+    cfg = compose_cfg(*overrides, strategies, tmp=tmp_path)
+    run_stages(cfg)
+    results = json.loads((Path(cfg.paths.output_dir) / "results.json").read_text())
+    others = {k: v for k, v in results["strategies"].items() if k != "self_training"}
+    assert all("agreement" in body["folds"]["1"] for body in others.values())
+    teacher = report.recommended([{"strategies": others}])
+    assert teacher is not None and results["strategies"]["self_training"]["teacher"] == teacher
+    assert (
+        json.loads((Path(cfg.paths.output_dir) / "model" / "model.json").read_text())["strategy"]
+        == "self_training"
+    )
