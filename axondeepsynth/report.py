@@ -463,13 +463,13 @@ def to_check(records: list[dict], n: int = 3) -> str:
 
 
 def _candidate_scores(records: list[dict]) -> dict[tuple, dict[str, dict[str, list[float]]]]:
-    """Per (source, target) and non-oracle strategy: agreement, confidence and axon Dice."""
+    """Per (source, target) and strategy scored on all of U: agreement, confidence, axon Dice."""
     scores: dict[tuple, dict[str, dict[str, list[float]]]] = {}
     for record in records:
         pair = (str(record.get("source")), str(record.get("target")))
         for strategy, body in record["strategies"].items():
             known = STRATEGIES.get(strategy)
-            if strategy == "oracle" or (known and known.held_out):  # scored on part of U only
+            if known is not None and known.held_out:  # the oracle, self_training: part of U only
                 continue
             mine = scores.setdefault(pair, {}).setdefault(
                 strategy, {"agreement": [], "confidence": [], "dice": []}

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from axondeepsynth.data import images, layouts
 from axondeepsynth.data.labels import to_masks
-from axondeepsynth.data.records import ImageRecord, load_sample
+from axondeepsynth.data.records import ImageRecord, Sample, load_sample
 from axondeepsynth.data.resample import resample, scale_factor
 from axondeepsynth.errors import AxonDeepSynthError
 from axondeepsynth.pipeline.export import MODEL_FILE
@@ -143,7 +143,7 @@ class KeptModel:
         from axondeepsynth.pipeline.translate import translate_sample
 
         t = self.meta["translator"]
-        sample = _bare(image)
+        sample = Sample("image", "image", image, self.meta["pixel_size_um"], None, Path("image"))
         draws = []
         for draw in range(t["samples"]):
             made = translate_sample(
@@ -159,12 +159,6 @@ class KeptModel:
             )
             draws.append((np.rint(made.image * 255) / 255).astype(np.float32))
         return draws
-
-
-def _bare(image: np.ndarray):
-    from axondeepsynth.data.records import Sample
-
-    return Sample("image", "image", image, 1.0, None, Path("image"))
 
 
 def segment(model: KeptModel, job: Job, pixel_size: float | None) -> None:

@@ -27,6 +27,38 @@ SHARED = Path(os.environ.get("AXONDEEPSYNTH_SHARED_DATA", REPO.parent / "shared"
 register()
 
 
+# a whole pipeline run on the phantoms in seconds, in process
+TINY_RUN = (
+    "+experiment=demo",
+    "logger=none",
+    "data.labeled.phantom.n_images=4",
+    "data.labeled.phantom.size=64",
+    "data.unlabeled.phantom.n_images=4",
+    "data.unlabeled.phantom.size=64",
+    "data.target_pixel_size=null",
+    "data.tile_size=32",
+    "data.tile_overlap=8",
+    "data.tiles_per_epoch=4",
+    "data.batch_size=2",
+    "data.val_tiles_per_image=1",
+    "trainer.max_epochs=1",
+    "trainer.enable_progress_bar=false",
+    "seg.k=2",
+    "seg.fold=0",
+    "seg.max_epochs=1",
+    "seg.tiles_per_epoch=4",
+    "seg.batch_size=2",
+    "seg.net.unet={base_channels: 4, depth: 3}",
+)
+
+
+def overridden(base: tuple[str, ...], *changes: str) -> tuple[str, ...]:
+    """`base`'s overrides with those of `changes` in place of the same keys (Hydra takes a key
+    once)."""
+    keys = {c.split("=", 1)[0] for c in changes}
+    return (*(o for o in base if o.split("=", 1)[0] not in keys), *changes)
+
+
 def compose_cfg(*overrides: str, tmp: Path = Path("/tmp/ads")) -> Config:
     """The validated config a user would get from `python -m axondeepsynth.run OVERRIDES`."""
     with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):

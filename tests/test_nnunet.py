@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import compose_cfg
+from conftest import compose_cfg, overridden
 
 from axondeepsynth import segment
 from axondeepsynth.data import images, layouts
@@ -105,8 +105,8 @@ def test_a_killed_nnunet_fold_continues_from_its_own_checkpoint(
 
     from axondeepsynth.pipeline import run_stages
 
-    overrides = [o for o in SHORT if not o.startswith(("seg.strategies", "seg.nnunet.epochs"))]
-    overrides += ["seg.strategies=[direct]", "seg.nnunet.epochs=3", "seg.nnunet.save_every=1"]
+    changes = ("seg.strategies=[direct]", "seg.nnunet.epochs=3", "seg.nnunet.save_every=1")
+    overrides = overridden(tuple(SHORT), *changes)
     real, started = nnUNetTrainer.on_epoch_end, []
 
     def node_lost(self):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import REPO, compose_cfg
+from conftest import REPO, TINY_RUN, compose_cfg
 from torch import nn
 
 from axondeepsynth import config, strategies
@@ -31,30 +31,6 @@ from axondeepsynth.pipeline.context import Run
 from axondeepsynth.pipeline.trainer import build_trainer
 from axondeepsynth.training import translators
 from axondeepsynth.training.metrics import TranslationMetrics
-
-TINY = (
-    "+experiment=demo",
-    "logger=none",
-    "data.labeled.phantom.n_images=4",
-    "data.labeled.phantom.size=64",
-    "data.unlabeled.phantom.n_images=4",
-    "data.unlabeled.phantom.size=64",
-    "data.target_pixel_size=null",
-    "data.tile_size=32",
-    "data.tile_overlap=8",
-    "data.tiles_per_epoch=4",
-    "data.batch_size=2",
-    "data.val_tiles_per_image=1",
-    "trainer.max_epochs=1",
-    "trainer.enable_progress_bar=false",
-    "seg.k=2",
-    "seg.fold=0",
-    "seg.max_epochs=1",
-    "seg.tiles_per_epoch=4",
-    "seg.batch_size=2",
-    "seg.net.unet={base_channels: 4, depth: 3}",
-)
-
 
 # ----------------------------------------------------------------------------------------------
 # One entry each: a translator, a strategy, a layout
@@ -131,7 +107,7 @@ def test_a_new_translator_strategy_and_layout_run_end_to_end(tmp_path: Path, mon
     assert layouts.scan(renamed).layout == "axondeepseg" and layouts.detect(renamed) is Renamed
 
     cfg = compose_cfg(
-        *TINY,
+        *TINY_RUN,
         "model.name=identity",
         "model.sampler=resnet",
         "data.labeled.phantom=null",
@@ -174,7 +150,7 @@ def test_fused_averages_its_models_softmax(tmp_path: Path, monkeypatch) -> None:
             return probs[self.name]
 
     u = [Sample("u1", "s", np.zeros((24, 24), np.float32), 0.1, None, Path("u.png"), (24, 24))]
-    cfg = compose_cfg(*TINY, "seg.strategies=[fused]", tmp=tmp_path)
+    cfg = compose_cfg(*TINY_RUN, "seg.strategies=[fused]", tmp=tmp_path)
     run = Run(cfg, tmp_path / "run")
     monkeypatch.setattr(run, "domain", lambda which, native=False: u)
     monkeypatch.setattr(
@@ -262,6 +238,13 @@ def test_a_change_of_what_is_learnt_or_written_changes_its_keys(
     base = _all_keys(compose_cfg("+experiment=demo", tmp=tmp_path))
     new = _all_keys(compose_cfg("+experiment=demo", override, tmp=tmp_path))
     assert {i for i, (a, b) in enumerate(zip(base, new, strict=True)) if a != b} == changed
+
+
+def test_nnunets_planning_budget_is_in_its_datasets_key(tmp_path: Path) -> None:
+    """A smaller VRAM budget plans other batches and patches: the dataset is planned anew."""
+    base = keys.nnunet_dataset(compose_cfg("+experiment=demo", tmp=tmp_path), "L")
+    smaller = compose_cfg("+experiment=demo", "seg.nnunet.gpu_memory_target_gb=2", tmp=tmp_path)
+    assert keys.nnunet_dataset(smaller, "L") != base
 
 
 # ----------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import compose_cfg
+from conftest import TINY_RUN, compose_cfg, overridden
 
 from axondeepsynth import segment
 from axondeepsynth.data import images, layouts
@@ -15,21 +15,11 @@ from axondeepsynth.data.labels import from_axonmyelin
 from axondeepsynth.data.records import load_sample
 from axondeepsynth.training.segmenter import dice_per_class
 
-RUN = (
-    "+experiment=demo",
-    "logger=none",
-    "data.labeled.phantom.n_images=4",
+RUN = overridden(
+    TINY_RUN,
     "data.labeled.phantom.size=128",
-    "data.unlabeled.phantom.n_images=4",
     "data.unlabeled.phantom.size=128",  # 64 px at the working 0.08 µm/px
-    "data.tile_size=32",
-    "data.tile_overlap=8",
-    "data.tiles_per_epoch=4",
-    "data.batch_size=2",
-    "data.val_tiles_per_image=1",
-    "trainer.max_epochs=1",
-    "trainer.enable_progress_bar=false",
-    "seg.k=2",
+    "data.target_pixel_size=0.08",
     "seg.fold=1",
     "seg.max_epochs=4",
     "seg.tiles_per_epoch=32",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import compose_cfg
+from conftest import compose_cfg, overridden
 from test_segment import RUN
 
 from axondeepsynth import report
@@ -29,8 +29,8 @@ def test_self_training_learns_from_its_teacher_and_is_kept(tmp_path: Path, monke
         return samples, origin
 
     monkeypatch.setattr(train_segmenter, "pseudo_labelled", spy)
-    overrides = [o for o in RUN if not o.startswith(("seg.strategies", "seg.export"))]
-    cfg = compose_cfg(*overrides, "seg.strategies=[direct,self_training]", tmp=tmp_path)
+    strategies = "seg.strategies=[direct,self_training]"
+    cfg = compose_cfg(*overridden(RUN, strategies, "seg.export=recommended"), tmp=tmp_path)
     run_stages(cfg)
     out = Path(cfg.paths.output_dir)
     results = json.loads((out / "results.json").read_text())
@@ -71,9 +71,8 @@ def test_the_default_teacher_is_the_recommended_strategy(tmp_path: Path) -> None
     agreement, and the kept model is the self-trained one."""
     from axondeepsynth.pipeline import run_stages
 
-    overrides = [o for o in RUN if not o.startswith(("seg.strategies", "seg.export"))]
     strategies = "seg.strategies=[direct,tutorship,adaptation,self_training]"
-    cfg = compose_cfg(*overrides, strategies, tmp=tmp_path)
+    cfg = compose_cfg(*overridden(RUN, strategies, "seg.export=recommended"), tmp=tmp_path)
     run_stages(cfg)
     results = json.loads((Path(cfg.paths.output_dir) / "results.json").read_text())
     others = {k: v for k, v in results["strategies"].items() if k != "self_training"}

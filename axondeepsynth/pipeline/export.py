@@ -16,6 +16,7 @@ import statistics
 from pathlib import Path
 
 from axondeepsynth import io
+from axondeepsynth.data.labels import CLASS_NAMES
 from axondeepsynth.pipeline.context import Run
 from axondeepsynth.strategies import INPUT_TRANSLATION, Strategy
 
@@ -65,7 +66,7 @@ def export(run: Run, strategy: Strategy, fold: int, checkpoint_of) -> Path:
         "window": str(cfg.seg.net.window),
         "members": members,
         "translator": translator,
-        "classes": {"0": "background", "1": "myelin", "2": "axon"},
+        "classes": {str(value): name for value, name in CLASS_NAMES.items()},
         "run": str(run.out),
     }
     io.write_text(staging / MODEL_FILE, json.dumps(meta, indent=2))

@@ -61,10 +61,11 @@ def segmenter(cfg: Config, origin: str, fold: int) -> str:
 
 
 def nnunet_dataset(cfg: Config, origin: str) -> str:
-    """A training set as an nnU-Net dataset: its images, how they are decoded, the planner and
-    configuration, and the folds' split."""
+    """A training set as an nnU-Net dataset: its images, how they are decoded, the planner, its
+    memory budget and the configuration, and the folds' split."""
     n = cfg.seg.nnunet
-    return config_hash(origin, identity(cfg.data), n.planner, n.configuration, cfg.seg.k, cfg.seed)
+    planning = (n.planner, n.gpu_memory_target_gb, n.configuration)
+    return config_hash(origin, identity(cfg.data), planning, cfg.seg.k, cfg.seed)
 
 
 def results(cfg: Config) -> str:

@@ -127,7 +127,7 @@ def _nnunet_trainer(run: Run, train_set: str, samples: list[Sample], origin: str
         NnUNetDataset,
     )
 
-    def train(run: Run, samples: list[Sample], fold: int, root: Path) -> SegmenterCheckpoints:
+    def fit_fold(run: Run, samples: list[Sample], fold: int, root: Path) -> SegmenterCheckpoints:
         split = {"fold": fold, "k": cfg.seg.k, "seed": cfg.seed, **keyed[fold]}
         write_text(root / "split.json", json.dumps(split, indent=2))
         pl.seed_everything(cfg.seed + fold, workers=True, verbose=False)
@@ -147,7 +147,7 @@ def _nnunet_trainer(run: Run, train_set: str, samples: list[Sample], origin: str
             last=str(last), best=str(best if best.is_file() else last), val=val
         )
 
-    return train
+    return fit_fold
 
 
 def _train(run: Run, samples: list[Sample], fold: int, root: Path) -> SegmenterCheckpoints:
