@@ -222,6 +222,9 @@ class TranslatorConfig:
     patch_disc: PatchDiscriminatorConfig = field(default_factory=PatchDiscriminatorConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     lambda_l1: float = 0.5
+    # weight of the structure term (training/structure.py) tying each translation's edges to
+    # its source's; 0: the published losses. The CPU recipes set it (experiments/README.md)
+    lambda_struct: float = 0.0
     r1_gamma: float = 1.0
     lazy_reg: int = 10  # R1 every lazy_reg batches
     lr_g: float = 1.6e-4
@@ -708,6 +711,7 @@ def _validate_translator(obj: Config) -> None:
         "use a positive number, or null for the device's default",
     )
     _check(t.samples >= 1, "translator.samples", f"must be >= 1, got {t.samples}")
+    _check(m.lambda_struct >= 0, "model.lambda_struct", f"must be >= 0, got {m.lambda_struct}")
     _check(
         t.precision in ("32", "bf16"),
         "translator.precision",

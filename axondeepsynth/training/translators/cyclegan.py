@@ -7,7 +7,8 @@ Images are in [-1, 1] inside the module and [0, 1] outside.
 
 Per batch:
   D step  softplus(-D(x)) + softplus(D(res(x_other))) for both PatchGANs;
-  G step  softplus(-D(res(x_other))) + lambda_l1 * (|res(res(x)) - x|, both cycles).
+  G step  softplus(-D(res(x_other))) + lambda_l1 * (|res(res(x)) - x|, both cycles)
+          [+ lambda_struct * structure(x, res(x)), both directions: `structure.py`].
 Generators' forward passes inside the D step run without autograd, and the discriminators
 share one Adam (per-parameter, so identical updates to separate ones).
 """
@@ -28,6 +29,7 @@ from axondeepsynth.strategies import shown_translations
 from axondeepsynth.training.ema import EMA
 from axondeepsynth.training.metrics import TranslationMetrics
 from axondeepsynth.training.panels import log_panel
+from axondeepsynth.training.structure import structure_loss
 from axondeepsynth.training.translators.registry import check_draws, register
 
 
@@ -170,8 +172,9 @@ class CycleGAN(pl.LightningModule):
     def generator_loss(
         self, x_l: Tensor, x_u: Tensor, gen: torch.Generator, fake: dict | None = None
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """G step: adversarial (PatchGAN) + lambda_l1 * cycle L1, plus a subclass's adversarial
-        and L1 terms, on fresh draws unless the D step's `fake` is shared."""
+        """G step: adversarial (PatchGAN) + lambda_l1 * cycle L1 (+ lambda_struct * structure),
+        plus a subclass's adversarial and L1 terms, on fresh draws unless the D step's `fake` is
+        shared."""
         fake = self.generate(x_l, x_u, gen) if fake is None else fake
         loss_adv, loss_l1, logs = self.more_generator_losses(fake, x_l, x_u)
         loss_adv_cyc = (
@@ -180,6 +183,12 @@ class CycleGAN(pl.LightningModule):
         )
         loss_cycle = F.l1_loss(fake["x_l_cyc"], x_l) + F.l1_loss(fake["x_u_cyc"], x_u)
         loss_g = loss_adv + loss_adv_cyc + self.cfg.lambda_l1 * (loss_l1 + loss_cycle)
+        if self.cfg.lambda_struct:  # off by default: the published losses, bitwise
+            loss_struct = structure_loss(x_l, fake["x_u_res"]) + structure_loss(
+                x_u, fake["x_l_res"]
+            )
+            loss_g = loss_g + self.cfg.lambda_struct * loss_struct
+            logs["train/g_struct"] = loss_struct.detach()
         logs |= {
             "train/g_adv_cycle": loss_adv_cyc.detach(),
             "train/g_cycle": loss_cycle.detach(),
