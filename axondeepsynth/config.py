@@ -303,6 +303,21 @@ class NnUNetConfig:
 
 
 @dataclass
+class PostprocessConfig:
+    """How pseudo labels are cleaned axon by axon (`axondeepsynth/postprocess.py`); off by
+    default, recorded with the kept model."""
+
+    fill_holes: bool = False  # pixels enclosed by one axon become axon
+    min_axon_area_um2: float = 0.0  # smaller axons become background
+    drop_unmyelinated: bool = False  # axons with no myelin within ring_um become background
+    ring_um: float = 0.3
+
+    @property
+    def active(self) -> bool:
+        return self.fill_holes or self.min_axon_area_um2 > 0 or self.drop_unmyelinated
+
+
+@dataclass
 class SegmentationConfig:
     """The segmentation proxy and how the strategies are trained and scored."""
 
@@ -326,6 +341,7 @@ class SegmentationConfig:
     max_epochs: int = 50
     tiles_per_epoch: int = 256
     batch_size: int = 8
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig, metadata=PREDICT)
     # tiles per pass on whole images; None: 1 on a CPU, 8 on a GPU
     predict_batch_size: int | None = speed(None)
     n_overlays: int = speed(3)  # image + pseudo label pictures saved per strategy and fold
@@ -631,6 +647,7 @@ def _validate_stages(obj: Config) -> None:
 def _validate_segmentation(obj: Config) -> None:
     s = obj.seg
     _check(s.k >= 1, "seg.k", f"must be >= 1, got {s.k}")
+    _validate_postprocess(s.postprocess)
     _check(
         s.backend != "nnunet" or importlib.util.find_spec("nnunetv2") is not None,
         "seg.backend",
@@ -697,6 +714,15 @@ def _validate_segmentation(obj: Config) -> None:
         f"{tile} is not divisible by {down} (U-Net depth {s.net.unet.depth})",
         "pick a multiple of it or lower seg.net.unet.depth",
     )
+
+
+def _validate_postprocess(p: PostprocessConfig) -> None:
+    _check(
+        p.min_axon_area_um2 >= 0,
+        "seg.postprocess.min_axon_area_um2",
+        f"must be >= 0 µm², got {p.min_axon_area_um2}",
+    )
+    _check(p.ring_um > 0, "seg.postprocess.ring_um", f"must be > 0 µm, got {p.ring_um}")
 
 
 def _validate_translator(obj: Config) -> None:

@@ -1,9 +1,10 @@
 """Per-axon morphometrics of a label map, measured the way AxonDeepSeg measures them.
 
-Each axon is a 4-connected component of the axon class. Myelin pixels are given to the nearest
-axon (a watershed of the distance to the axons, confined to axon + myelin), so touching sheaths
-are split between their fibres. From the areas (scikit-image and SciPy, as AxonDeepSeg's own
-`compute_morphs` uses; its package pins an older torch and does not install beside ours):
+Each axon is an 8-connected component of the axon class, as in AxonDeepSeg (two axons touching
+at a corner are one). Myelin pixels are given to the nearest axon (a watershed of the distance
+to the axons, confined to axon + myelin), so touching sheaths are split between their fibres.
+From the areas (scikit-image and SciPy, as AxonDeepSeg's own `compute_morphs` uses; its package
+pins an older torch and does not install beside ours):
 
     axon_diam        = 2 sqrt(axon_area / pi)              (equivalent diameter)
     axonmyelin_diam  = 2 sqrt((axon_area + myelin_area) / pi)
@@ -11,7 +12,9 @@ are split between their fibres. From the areas (scikit-image and SciPy, as AxonD
     gratio           = axon_diam / axonmyelin_diam
 
 Lengths are in µm and areas in µm² at the image's pixel size; column names are AxonDeepSeg's.
-Fibres touching the image border are measured and flagged, and left out of the summaries.
+Fibres touching the image border are measured and flagged, and left out of the summaries. An
+axon with no myelin is measured with a g-ratio of 1 (its fibre is the axon) and left out of the
+g-ratio summaries (`myelinated`), where AxonDeepSeg's mean would turn NaN.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ COLUMNS = (
 def measure(labels: np.ndarray, pixel_size: float) -> list[dict[str, float]]:
     """One row per axon of a label map (0 background, 1 myelin, 2 axon) at `pixel_size` µm/px."""
     axon = labels == AXON
-    axons, n = components(axon, connectivity=1, return_num=True)
+    axons, n = components(axon, connectivity=2, return_num=True)
     if n == 0:
         return []
     fibres = watershed(ndi.distance_transform_edt(~axon), axons, mask=axon | (labels == MYELIN))

@@ -20,6 +20,8 @@ from pathlib import Path
 from axondeepsynth.errors import AxonDeepSynthError, DataError
 from axondeepsynth.io import write_bytes, write_text
 from axondeepsynth.strategies import STRATEGIES
+from axondeepsynth.translator_check import summary as check_summary
+from axondeepsynth.translator_check import trusted
 
 STRATEGY_ORDER = tuple(STRATEGIES)
 CLASSES = ("axon", "myelin")
@@ -30,6 +32,7 @@ COLUMNS = [
     "strategy",
     "config_hash",
     "backend",
+    "seed",
     "n_folds",
     "n_images",
     "axon_mean",
@@ -48,6 +51,9 @@ MORPHOMETRICS = [
     "axon_diam_error",
     "axon_diam_wasserstein",
 ]
+# axon detection by AxonDeepSeg's rule (detection.py), mean and std over folds
+DETECTION = ["sensitivity", "precision", "splits_per_axon", "count_ratio", "unmyelinated"]
+DETECTION_COLUMNS = [f"{name}_{stat}" for name in DETECTION for stat in ("mean", "std")]
 _RERUN = "re-run the evaluate stage of that job, or delete the file"
 
 
@@ -118,7 +124,7 @@ def aggregate(records: list[dict]) -> list[dict]:
                 record.get("config_hash"),
                 record.get("backend", DEFAULT_BACKEND),  # results before the nnU-Net backend
             )
-            group = groups.setdefault(key, {"folds": {}, "files": {}})
+            group = groups.setdefault(key, {"folds": {}, "files": {}, "seed": record.get("seed")})
             group["files"][record["path"]] = record.get("translation") or {}
             for fold, scores in body["folds"].items():
                 if scores.get("mean") is not None:
@@ -132,6 +138,7 @@ def _add_fold(folds: dict, fold: str, scores: dict, key: tuple, path: str) -> No
     per_image = scores.get("per_image")
     entry["n_images"] = len(per_image) if isinstance(per_image, dict) else None
     entry["morphometrics"] = scores.get("morphometrics") or {}
+    entry["detection"] = scores.get("detection") or {}
     seen = folds.get(fold)
     if seen is None:
         folds[fold] = {**entry, "path": path}
@@ -153,6 +160,7 @@ def _row(key: tuple, group: dict) -> dict:
         "strategy": strategy,
         "config_hash": config_hash,
         "backend": backend,
+        "seed": group["seed"],  # in the config hash: one per row
         "n_folds": len(folds),
         "n_images": _images_per_fold(folds.values()),
     }
@@ -164,6 +172,11 @@ def _row(key: tuple, group: dict) -> dict:
         values = [f["morphometrics"].get(name) for f in folds.values()]
         values = [float(v) for v in values if _is_number(v)]
         row[name] = statistics.fmean(values) if values else None
+    for name in DETECTION:
+        values = [f["detection"].get(name) for f in folds.values()]
+        values = [float(v) for v in values if _is_number(v)]
+        row[f"{name}_mean"] = statistics.fmean(values) if values else None
+        row[f"{name}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
     row["translation"] = _translation(group["files"].values())
     row["folds"] = folds
     row["files"] = sorted(group["files"])
@@ -224,13 +237,16 @@ def _series(rows: list[dict]) -> dict[tuple, str]:
     backend is named when it is not the default."""
     ambiguous = _ambiguous(rows)
     keys = {_series_key(row, ambiguous) for row in rows}
+    seeds = {_series_key(row, ambiguous): row["seed"] for row in rows}
     ordered = sorted(keys, key=lambda k: (_strategy_rank(k[0]), k[1], k[2] or ""))
     labels = {}
-    for strategy, backend, config_hash in ordered:
+    for key in ordered:
+        strategy, backend, config_hash = key
         label = strategy if backend == DEFAULT_BACKEND else f"{strategy} ({backend})"
-        labels[strategy, backend, config_hash] = label + (
-            f" [{config_hash}]" if config_hash else ""
-        )
+        if config_hash:  # several configs: name each by its seed (where known) and hash
+            seed = "" if seeds[key] is None else f"seed {seeds[key]}, "
+            label += f" [{seed}{config_hash}]"
+        labels[key] = label
     return labels
 
 
@@ -271,6 +287,7 @@ def markdown(rows: list[dict]) -> str:
                 line.append(str(row["n_folds"]))
         lines.append("| " + " | ".join(line) + " |")
     morphometrics = _morphometrics_lines(rows, series, pairs, cells)
+    morphometrics += _detection_lines(series, pairs, cells)
     return "\n".join(lines + _translation_lines(rows, ambiguous) + morphometrics) + "\n"
 
 
@@ -304,6 +321,31 @@ def _morphometrics_lines(rows: list[dict], series: dict, pairs: list, cells: dic
     return lines
 
 
+def _detection_lines(series: dict, pairs: list, cells: dict) -> list[str]:
+    """Per target, a row per strategy: axon detection by AxonDeepSeg's rule against U's labels
+    and the whole axons its pseudo labels give no myelin."""
+    scored = {key: row for key, row in cells.items() if row.get("sensitivity_mean") is not None}
+    if not scored:
+        return []
+    lines = ["", "Axons one by one against U's labels (AxonDeepSeg's rule; mean ± std over folds):"]
+    for pair in pairs:
+        lines += [
+            "",
+            f"| {pair[0]} → {pair[1]} | sensitivity | precision | splits per true axon "
+            "| axons / true | axons without myelin |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for key, label in series.items():
+            row = scored.get((key, pair))
+            if row is not None:
+                cell = [label] + [
+                    "–" if row[f"{n}_mean"] is None else _fmt(row[f"{n}_mean"], row[f"{n}_std"])
+                    for n in DETECTION
+                ]
+                lines.append("| " + " | ".join(cell) + " |")
+    return lines
+
+
 def _num(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
@@ -334,11 +376,11 @@ def _score(name: str, value: float) -> str:
 def table_for_logging(rows: list[dict]) -> tuple[list[str], list[list]]:
     """Columns and data of the flat table (as in table.csv), e.g. for `wandb.Table`."""
     extra = sorted({name for row in rows for name in row["translation"]})
-    columns = COLUMNS + MORPHOMETRICS + extra
+    named = COLUMNS + MORPHOMETRICS + DETECTION_COLUMNS
     data = [
-        [row.get(c) for c in COLUMNS + MORPHOMETRICS] + [row["translation"].get(n) for n in extra]
-        for row in rows
+        [row.get(c) for c in named] + [row["translation"].get(n) for n in extra] for row in rows
     ]
+    columns = named + extra
     return columns, data
 
 
@@ -359,7 +401,8 @@ _SPARE = ("#8172B3", "#937860", "#DA8BC3", "#CCB974", "#64B5CD", "#4C4C4C")
 
 
 def chart(rows: list[dict]) -> bytes:
-    """Grouped bars (x: target domain, a bar per strategy, a panel per class) as PNG bytes."""
+    """Grouped bars (x: target domain, a bar per strategy, a panel per class's Dice and, where
+    measured, per axon detection score) as PNG bytes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -369,40 +412,45 @@ def chart(rows: list[dict]) -> bytes:
     ticks = [t if one_source else f"{s} → {t}" for s, t in pairs]
     width = 0.8 / max(len(series), 3)  # one or two bars stay bar-shaped
     panel = max(3.5, 0.8 + len(pairs) * (0.45 * len(series) + 0.5))
-    fig = Figure(figsize=(len(CLASSES) * panel + 0.8, 4.6), dpi=120)
+    panels = {c: f"{c} Dice" for c in CLASSES} | {
+        n: f"axon detection {n}"
+        for n in ("sensitivity", "precision")
+        if any(r.get(f"{n}_mean") is not None for r in rows)
+    }
+    fig = Figure(figsize=(len(panels) * panel + 0.8, 4.6), dpi=120)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(CLASSES), sharey=True, squeeze=False)[0]
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
     spare = iter(_SPARE * 4)
     plain = {k: k[1] == DEFAULT_BACKEND and k[2] is None for k in series}
     colours = {k: _COLOURS.get(k[0]) if plain[k] else None for k in series}
     colours = {k: c or next(spare) for k, c in colours.items()}
-    for ax, cls in zip(axes, CLASSES, strict=True):
+    for ax, (cls, title) in zip(axes, panels.items(), strict=True):
         for i, (key, label) in enumerate(series.items()):
             xs, ys, es = [], [], []
             for x, pair in enumerate(pairs):
                 row = cells.get((key, pair))
-                if row is not None:
+                if row is not None and row.get(f"{cls}_mean") is not None:
                     xs.append(x + width * (i + 0.5 - len(series) / 2))
                     ys.append(row[f"{cls}_mean"])
                     es.append(row[f"{cls}_std"])
             ax.bar(xs, ys, width * 0.92, yerr=es, label=label, color=colours[key], error_kw=_ERR)
             for x, y, e in zip(xs, ys, es, strict=True):
                 ax.text(x, y + e + 0.015, f"{y:.2f}", ha="center", va="bottom", fontsize=7)
-        ax.set_title(f"{cls} Dice")
+        ax.set_title(title)
         ax.set_xticks(range(len(pairs)), ticks)
         ax.set_xlabel(f"target domain (source: {pairs[0][0]})" if one_source else "source → target")
         ax.set_xlim(-0.6, len(pairs) - 0.4)
         ax.set_ylim(0, 1.08)
         ax.grid(axis="y", alpha=0.3)
         ax.set_axisbelow(True)
-    axes[0].set_ylabel("Dice (mean ± std over folds)")
+    axes[0].set_ylabel("mean ± std over folds")
     handles, labels = axes[0].get_legend_handles_labels()
     ncol = min(len(labels), 6)
     fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False)
     folds = sorted({r["n_folds"] for r in rows})
     n = f"{folds[0]}" if len(folds) == 1 else f"{folds[0]}–{folds[-1]}"
     n += " fold" if n == "1" else " folds"
-    fig.suptitle(f"Pseudo-label Dice by strategy and target domain ({n}, error bar = std)")
+    fig.suptitle(f"Pseudo labels by strategy and target domain ({n}, error bar = std)")
     fig.tight_layout(rect=(0, 0.02 + 0.06 * math.ceil(len(labels) / ncol), 1, 1))
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
@@ -470,6 +518,8 @@ def _candidate_scores(records: list[dict]) -> dict[tuple, dict[str, dict[str, li
         for strategy, body in record["strategies"].items():
             known = STRATEGIES.get(strategy)
             if known is not None and known.held_out:  # the oracle, self_training: part of U only
+                continue
+            if not trusted(strategy, record):  # made through a translator that failed its check
                 continue
             mine = scores.setdefault(pair, {}).setdefault(
                 strategy, {"agreement": [], "confidence": [], "dice": []}
@@ -604,9 +654,21 @@ def self_training(records: list[dict]) -> str:
     )
 
 
+def translator_checks(records: list[dict]) -> str:
+    """Whether each run's translator kept L's content (`translator_check.py`)."""
+    lines = [line for line in map(check_summary, records) if line]
+    return (
+        ("Translator check, made with L's labels only:\n" + "\n".join(lines) + "\n")
+        if lines
+        else ""
+    )
+
+
 def notes(records: list[dict]) -> list[str]:
-    """The text under the table: the recommendation, self-training, the images to check."""
-    return [t for t in (recommend(records), self_training(records), to_check(records)) if t]
+    """The text under the table: the translator check, the recommendation, self-training, the
+    images to check."""
+    parts = (translator_checks(records), recommend(records), self_training(records))
+    return [t for t in (*parts, to_check(records)) if t]
 
 
 def write_report(rows: list[dict], out: Path, records: list[dict] | None = None) -> Path:

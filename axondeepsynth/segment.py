@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from axondeepsynth import postprocess
+from axondeepsynth.config import PostprocessConfig
 from axondeepsynth.data import images, layouts
 from axondeepsynth.data.labels import to_masks
 from axondeepsynth.data.records import ImageRecord, Sample, load_sample
@@ -171,7 +173,8 @@ def segment(model: KeptModel, job: Job, pixel_size: float | None) -> None:
     factor = scale_factor(native.pixel_size, m["pixel_size_um"], None)
     working = resample(replace(native, labels=None), factor, m["resize"])
     probs = proxy.resized(model.probabilities(working.image), native.image.shape)
-    pred = probs.argmax(0).astype(np.uint8)
+    cleaning = PostprocessConfig(**m.get("postprocess", {}))  # kept before it: none
+    pred = postprocess.clean(probs.argmax(0).astype(np.uint8), native.pixel_size, cleaning)
     name = job.record.name
     for kind, mask in to_masks(pred).items():
         images.write_png(job.out / f"{name}_seg-{kind}.png", mask)  # the first three OUTPUTS

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY_RUN, compose_cfg, overridden
 
 from axondeepsynth.data.folds import kfold
 from axondeepsynth.data.records import Sample
 from axondeepsynth.data.resample import resample, scale_factor
 from axondeepsynth.data.training_tiles import EpochSampler, FixedTiles, RandomTiles
+from axondeepsynth.errors import ConfigError
+from axondeepsynth.pipeline import run_stages
 
 
 def _samples(n: int, subjects: int, size: int = 80) -> list[Sample]:
@@ -104,3 +108,15 @@ def test_validation_tiles_spread_over_the_image() -> None:
         for t in tiles
     }
     assert len(tiles) == 4 and len(rows) > 1  # not only the top strip
+
+
+def test_a_proxy_scored_on_held_out_u_refuses_fewer_subjects_than_folds(tmp_path) -> None:
+    """Two folds of one rat would score the oracle on the rat it trained on: refused, naming
+    seg.k; with a subject per fold, each fold records the subjects it was scored on."""
+    run = overridden(TINY_RUN, "seg.strategies=[oracle]", "data.unlabeled.phantom.n_subjects=1")
+    with pytest.raises(ConfigError, match=r"(?s)seg.k.*1 subjects.*seg.k=1"):
+        run_stages(compose_cfg(*run, tmp=tmp_path / "one"))
+    cfg = compose_cfg(*overridden(run, "data.unlabeled.phantom.n_subjects=2"), tmp=tmp_path / "two")
+    run_stages(cfg)
+    results = json.loads((tmp_path / "two" / "out" / "results.json").read_text())
+    assert len(results["strategies"]["oracle"]["folds"]["0"]["subjects"]) == 1

@@ -74,3 +74,10 @@ def test_csv_has_axondeepsegs_columns() -> None:
     rows = morphometrics.measure(fibres(64, [(32, 32, 8, 12)]), 0.1)
     header, line = morphometrics.to_csv(rows).splitlines()
     assert header.split(",") == list(morphometrics.COLUMNS) and line.count(",") == 9
+
+
+def test_axons_touching_at_a_corner_are_one_as_in_axondeepseg() -> None:
+    labels = np.zeros((20, 20), np.uint8)
+    labels[4:8, 4:8] = labels[8:12, 8:12] = 2  # two squares sharing one corner
+    (row,) = morphometrics.measure(labels, 0.1)
+    assert row["axon_area (um^2)"] == pytest.approx(32 * 0.01)

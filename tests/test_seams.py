@@ -133,6 +133,9 @@ def test_a_new_translator_strategy_and_layout_run_end_to_end(tmp_path: Path, mon
     assert (l2u / "renamed.txt").is_file()
     swapped_dice = results["strategies"]["swapped"]["folds"]["0"]["mean"]
     direct_dice = results["strategies"]["direct"]["folds"]["0"]["mean"]
+    # an identity translation keeps L's content: it passes the translator check
+    assert results["translator_check"]["label_separation"]["mean"] == pytest.approx(1.0)
+    assert results["translator_check"]["passed"] is True
     # an identity translation makes L2U = L and U2L = U: the strategy is direct, retrained alike
     assert swapped_dice == pytest.approx(direct_dice, abs=0.05)
 

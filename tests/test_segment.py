@@ -29,6 +29,8 @@ RUN = overridden(
     "seg.net.lr=3e-3",
     "seg.strategies=[direct,adaptation]",
     "seg.export=adaptation",  # a translator travels with it
+    "seg.postprocess.fill_holes=true",  # and the cleaning of its pseudo labels
+    "seg.postprocess.drop_unmyelinated=true",
 )
 
 
@@ -47,6 +49,7 @@ def test_the_kept_model_reproduces_the_runs_dice(finished_run: Path, tmp_path: P
     meta = json.loads((model / "model.json").read_text())
     assert meta["strategy"] == "adaptation" and meta["fold"] == 1
     assert meta["pixel_size_um"] == pytest.approx(0.08) and meta["translator"]
+    assert meta["postprocess"]["drop_unmyelinated"] and meta["postprocess"]["fill_holes"]
     u_root = Path(compose_cfg(*RUN, tmp=finished_run.parent).data.unlabeled.root)
     out = tmp_path / "masks"
     assert segment.main([str(model), str(u_root), "--out", str(out)]) == 0

@@ -1,4 +1,5 @@
-"""k-fold splits at subject level (image level when there are fewer subjects than folds)."""
+"""k-fold splits at subject level (image level when there are fewer subjects than folds: the
+training stage refuses that for proxies scored on their held-out folds)."""
 
 from __future__ import annotations
 

@@ -26,9 +26,9 @@ import numpy as np
 from hydra.utils import instantiate
 from tqdm.auto import tqdm
 
-from axondeepsynth import io, morphometrics, report
+from axondeepsynth import detection, io, morphometrics, postprocess, report, translator_check
 from axondeepsynth.data import images
-from axondeepsynth.data.labels import to_masks
+from axondeepsynth.data.labels import AXON, to_masks
 from axondeepsynth.data.layouts import nnunet
 from axondeepsynth.pipeline import export, keys, train_segmenter
 from axondeepsynth.pipeline.context import Run
@@ -121,6 +121,7 @@ def evaluate_fold(
     keep = held_out(run, strategy, fold)
     models = load_models(run, strategy, fold)
     per_image, pseudo, preds, fibres, true_fibres, confidences = {}, [], {}, [], [], {}
+    found = []  # axon detection counts per labelled image
     tile, overlap = cfg.seg_tiling()
     batch_size = run.tiles_per_pass(seg.predict_batch_size)
     chosen = [
@@ -133,14 +134,19 @@ def evaluate_fold(
         probs = proxy.ensemble(shown, tile, overlap, batch_size)
         probs = proxy.resized(probs, sample.image.shape)
         pred, conf = probs.argmax(0).astype(np.uint8), confidence(probs)
+        pred = postprocess.clean(pred, sample.pixel_size, seg.postprocess)
         for kind, mask in to_masks(pred).items():
             images.write_png(out / f"{sample.key}_seg-{kind}.png", mask)
         images.write_png(out / f"{sample.key}_confidence.png", conf)
         confidences[sample.key] = round(image_confidence(conf, pred), 6)
         pseudo.append(replace(sample, labels=pred, name=sample.key.replace("/", "_")))
         preds[sample.key] = (sample, pred, conf)
-        fibres += measure_fibres(pred, sample, out)
+        measured = measure_fibres(pred, sample, out)
+        fibres += measured
+        unmyelinated = len(morphometrics.inner(measured)) - len(morphometrics.myelinated(measured))
         if sample.labels is not None:
+            found.append(detection.counts(pred == AXON, sample.labels == AXON))
+            found[-1]["unmyelinated"] = unmyelinated
             per_image[sample.key] = {
                 k: round(v, 6) for k, v in dice_per_class(pred, sample.labels).items()
             }
@@ -154,9 +160,21 @@ def evaluate_fold(
         nnunet.write(pseudo, out / f"Dataset500_{strategy.name}", None, name)
     summary = _summary(per_image) | {
         "morphometrics": morphometrics.compare(fibres, true_fibres),
+        "detection": _detection(found),
         "confidence": dict(sorted(confidences.items(), key=lambda kv: kv[1])),  # least first
     }
+    if keep is not None:  # scored on the subjects its fold held out
+        summary["subjects"] = sorted({sample.group for _, sample in chosen})
     return summary, fibres
+
+
+def _detection(found: list[dict]) -> dict | None:
+    """A fold's axon detection scores over its labelled images, and its whole axons without
+    myelin per image (None without labels)."""
+    if not found:
+        return None
+    per_image = float(np.mean([f["unmyelinated"] for f in found]))
+    return detection.scores(found) | {"unmyelinated": per_image}
 
 
 def agreement(run: Run, names: list[str], fold: int) -> dict[str, float]:
@@ -223,9 +241,13 @@ def run(run: Run) -> None:
         for fold in run.folds:
             for name, score in agreement(run, candidates, fold).items():
                 strategies[name]["folds"][str(fold)]["agreement"] = score
+    check = check_translator(run)
     for strategy in run.strategies:
         if strategy.pseudo:  # self-training: its teacher's pseudo labels exist now
-            run.outputs.teacher = _teacher(run, strategies)
+            run.outputs.teacher = _teacher(run, strategies, check)
+            if run.outputs.teacher is None:
+                log.warning("self_training: no strategy to learn from passed; it is skipped")
+                continue
             for train_set in strategy.train_sets:
                 train_segmenter.train(run, train_set)
             evaluate_strategy(strategy)
@@ -237,6 +259,7 @@ def run(run: Run) -> None:
         "task_name": cfg.task_name,
         "run_dir": str(run.out),
         "config_hash": keys.results(cfg),  # the folds of a sweep share it
+        "seed": cfg.seed,  # the translator's and the proxies'
         "backend": str(cfg.seg.backend),
         "source": _domain_name(run, "L"),
         "target": _domain_name(run, "U"),
@@ -245,13 +268,16 @@ def run(run: Run) -> None:
             for w in ("L", "U")
         },
         "translation": run.outputs.translator.metrics if run.outputs.translator else {},
+        "translator_check": check,
         "strategies": strategies,
     }
     io.write_text(run.out / "results.json", json.dumps(results, indent=2))
     rows = report.aggregate([results | {"path": str(run.out / "results.json")}])
     log.info("%s", "".join(report.notes([results])).rstrip())
+    if translator_check.failed(results):
+        log.warning("%s", translator_check.summary(results).removeprefix("- "))
     if rows:
-        publish(run, rows)
+        publish(run, rows, check)
     else:
         log.info(
             "U has no labels: pseudo labels are in %s, there is no Dice to report",
@@ -262,10 +288,35 @@ def run(run: Run) -> None:
     run.outputs.objective = rows[0]["axon_mean"] if rows else None  # the sweep's objective
 
 
-def _teacher(run: Run, strategies: dict) -> str:
-    """seg.self_train_from, or the strategy recommended from the results so far."""
+def check_translator(run: Run) -> dict:
+    """The translator's content check (`translator_check.py`), from L's labels alone: label
+    separation of its L->U translations, and the gap between the L and L2U proxies' validation
+    Dice of each fold; unmeasured parts are None (no L->U translations, no such proxies)."""
+    made = run.outputs.translations.get("l2u")
+    separation = None
+    if made is not None:
+        separation = translator_check.label_separation(
+            (s.key, s.image, images.read_image(made.files[s.key]), s.labels)
+            for s in run.domain("L")
+            if s.labels is not None and s.key in made.files
+        )
+
+    def val_dice(train_set: str) -> dict[int, float]:
+        found = {f: run.outputs.segmenters.get((train_set, f)) for f in run.folds}
+        return {
+            f: c.val["val/dice_mean"] for f, c in found.items() if c and "val/dice_mean" in c.val
+        }
+
+    gap = translator_check.proxy_gap(val_dice("L"), val_dice("L2U"))
+    return translator_check.judge(separation, gap)
+
+
+def _teacher(run: Run, strategies: dict, check: dict) -> str | None:
+    """seg.self_train_from, or the strategy recommended from the results so far (never one
+    made through a translator that failed its check)."""
     chosen = run.cfg.seg.self_train_from
-    return report.recommended([{"strategies": strategies}]) if chosen == "recommended" else chosen
+    record = {"strategies": strategies, "translator_check": check}
+    return report.recommended([record]) if chosen == "recommended" else chosen
 
 
 def _compare_with_teacher(student: dict, teacher: dict, run: Run) -> None:
@@ -285,16 +336,23 @@ def _export(run: Run, results: dict) -> None:
     seg = run.cfg.seg
     name = seg.export
     if name == "recommended":
-        name = "self_training" if "self_training" in seg.strategies else None
+        if translator_check.failed(results):
+            log.warning("no model kept: the translator failed its check (see above)")
+            return
+        name = "self_training" if "self_training" in results["strategies"] else None
         name = name or report.recommended([results])
+    if name and not translator_check.trusted(name, results):
+        log.warning("%s is not kept as the model: the translator failed its check", name)
+        return
     if name:
         strategy = STRATEGIES[name]
         fold = run.folds[0] if seg.export_fold is None else seg.export_fold
         export.export(run, strategy, fold, lambda t: checkpoint(run, strategy, t, fold))
 
 
-def publish(run: Run, rows: list[dict]) -> None:
-    """Print the paper's table, save its chart, and send both (and overlays) to W&B."""
+def publish(run: Run, rows: list[dict], check: dict) -> None:
+    """Print the paper's table, save its chart, and send both (and overlays, and the
+    translator's check) to W&B."""
     log.info("pseudo-label Dice on U (%s):\n%s", run.out, report.markdown(rows))
     chart = run.out / "dice.png"
     io.write_bytes(chart, report.chart(rows))
@@ -304,6 +362,12 @@ def publish(run: Run, rows: list[dict]) -> None:
         columns, data = report.table_for_logging(rows)
         logger.log_table("eval/dice", columns=columns, data=data)
         logger.log_image("eval/dice_chart", [str(chart)])
+        if check["passed"] is not None:
+            scores = {"check/passed": float(check["passed"])}
+            for name in ("label_separation", "proxy_gap"):
+                if check[name]:
+                    scores[f"check/{name}"] = check[name]["mean"]
+            logger.log_metrics(scores)
         if (run.out / "morphometrics.png").is_file():
             logger.log_image("eval/morphometrics", [str(run.out / "morphometrics.png")])
         overlays = sorted((run.out / "overlays").glob("*.png"))

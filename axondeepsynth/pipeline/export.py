@@ -13,6 +13,7 @@ import json
 import logging
 import shutil
 import statistics
+from dataclasses import asdict
 from pathlib import Path
 
 from axondeepsynth import io
@@ -64,6 +65,7 @@ def export(run: Run, strategy: Strategy, fold: int, checkpoint_of) -> Path:
         "overlap": overlap,
         "tta_flips": cfg.seg.net.tta_flips,
         "window": str(cfg.seg.net.window),
+        "postprocess": asdict(cfg.seg.postprocess),
         "members": members,
         "translator": translator,
         "classes": {str(value): name for value, name in CLASS_NAMES.items()},

@@ -68,6 +68,14 @@ def training_samples(run: Run, train_set: str) -> tuple[list[Sample], str]:
             f"{len(labelled)} labelled images in {origin} cannot make {k} folds",
             "lower seg.k (seg.k=1 trains on all of them)",
         )
+    subjects = len({s.group for s in labelled})
+    if kind.labels_from == "U" and k > 1 and subjects < k:  # scored on the folds it holds out
+        raise ConfigError(
+            "seg.k",
+            f"{origin} holds {subjects} subjects: {k} folds would put images of one subject on "
+            "both sides, and score the held-out folds on subjects the proxy trained on",
+            f"use seg.k={subjects} or fewer, or add subjects",
+        )
     return labelled, origin
 
 

@@ -1,0 +1,59 @@
+"""Pseudo labels cleaned axon by axon: holes filled, specks and axons no myelin wraps dropped,
+each switch alone; off, the labels are left as they are."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import compose_cfg
+
+from axondeepsynth.config import PostprocessConfig
+from axondeepsynth.data.labels import AXON, BACKGROUND, MYELIN
+from axondeepsynth.errors import ConfigError
+from axondeepsynth.postprocess import clean
+
+
+def ring(labels: np.ndarray, centre: tuple[int, int], r_axon: int, r_fibre: int) -> None:
+    yy, xx = np.mgrid[: labels.shape[0], : labels.shape[1]]
+    d2 = (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2
+    labels[d2 <= r_fibre**2] = MYELIN
+    labels[d2 <= r_axon**2] = AXON
+
+
+def field() -> np.ndarray:
+    labels = np.zeros((60, 60), np.uint8)
+    ring(labels, (15, 15), 6, 10)  # a fibre
+    labels[15, 15] = labels[15, 16] = BACKGROUND  # with a dark organelle in its axon
+    labels[40:50, 40:50] = AXON  # extracellular space: nothing wraps it
+    labels[5, 50] = AXON  # a speck
+    return labels
+
+
+def test_each_switch_alone() -> None:
+    labels, px = field(), 0.1
+    assert (clean(labels, px, PostprocessConfig()) == labels).all()
+    filled = clean(labels, px, PostprocessConfig(fill_holes=True))
+    assert filled[15, 15] == filled[15, 16] == AXON and (filled != labels).sum() == 2
+    no_specks = clean(labels, px, PostprocessConfig(min_axon_area_um2=0.05))  # 5 px
+    assert no_specks[5, 50] == BACKGROUND and (no_specks[40:50, 40:50] == AXON).all()
+    wrapped = clean(labels, px, PostprocessConfig(drop_unmyelinated=True))
+    assert (wrapped[40:50, 40:50] == BACKGROUND).all() and wrapped[5, 50] == BACKGROUND
+    assert (wrapped[:30, :30] == labels[:30, :30]).all()  # the fibre stays, untouched
+
+
+def test_an_axon_whose_myelin_lies_beyond_the_ring_is_dropped() -> None:
+    labels = np.zeros((40, 40), np.uint8)
+    labels[10:20, 10:20] = AXON
+    labels[10:20, 25:30] = MYELIN  # 6 px = 0.6 µm away
+    near, far = (
+        PostprocessConfig(drop_unmyelinated=True, ring_um=0.7),
+        PostprocessConfig(drop_unmyelinated=True, ring_um=0.3),
+    )
+    assert (clean(labels, 0.1, near) == labels).all()
+    assert not (clean(labels, 0.1, far) == AXON).any()
+
+
+def test_a_negative_size_or_ring_is_refused_naming_the_key() -> None:
+    for key in ("min_axon_area_um2=-1", "ring_um=0"):
+        with pytest.raises(ConfigError, match=f"seg.postprocess.{key.split('=')[0]}"):
+            compose_cfg("+experiment=demo", f"seg.postprocess.{key}")
