@@ -70,6 +70,22 @@ def test_domain_of_two_datasets_keeps_them_apart(tmp_path: Path) -> None:
         assert not train & val and train | val == {s.group for s in samples}
 
 
+def test_a_domain_of_sets_is_read_as_stored_where_it_is_scored(tmp_path: Path) -> None:
+    """Pseudo labels and Dice are made at each image's stored size, whatever its set's scale."""
+    a, b = two_sets(tmp_path)
+    cfg = compose_cfg(
+        "data.unlabeled.root=null",
+        "data.unlabeled.phantom=null",
+        f"data.unlabeled.sets=[{{root: {a}, scale: 0.5}}, {{root: {b}}}]",
+        "data.unlabeled.modality=TEM",
+        "data.target_pixel_size=0.08",  # set b follows it
+    )
+    run = Run(cfg, tmp_path / "run")
+    assert {s.image.shape for s in run.domain("U")} == {(32, 32)}  # working size
+    native = run.domain("U", native=True)
+    assert {s.image.shape for s in native} == {(64, 64)} and len(native) == 8
+
+
 def test_sets_are_composed_checked_and_need_no_root() -> None:
     cfg = compose_cfg(
         "data=sem", "data.labeled.sets=[{root: /x, scale: 0.1}, {root: /y, pixel_size: 0.005}]"

@@ -177,3 +177,13 @@ def test_written_datasets_keep_subjects(tmp_path: Path, layout: str) -> None:
     layouts.LAYOUTS[layout].write(samples, tmp_path / "out", "SEM", {})
     records = layouts.scan(tmp_path / "out").records
     assert sorted(r.subject for r in records) == ["rata", "rata", "ratb", "ratb"]
+
+
+def test_nnunet_case_names_never_collide() -> None:
+    """`a/b_c` and `a_b/c` flatten alike: each gets its own case, other keys keep theirs."""
+    from axondeepsynth.data.layouts.nnunet import case_names
+
+    names = case_names(["a/b_c", "a_b/c", "sub-1/img"])
+    assert names["sub-1/img"] == "sub-1_img"
+    assert len(set(names.values())) == 3
+    assert all(names[k].startswith("a_b_c_") for k in ("a/b_c", "a_b/c"))

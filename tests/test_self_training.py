@@ -77,12 +77,14 @@ def test_the_default_teacher_is_the_recommended_strategy(tmp_path: Path, monkeyp
 
     strategies = "seg.strategies=[direct,tutorship,adaptation,self_training]"
     cfg = compose_cfg(*overridden(RUN, strategies, "seg.export=recommended"), tmp=tmp_path)
-    run_stages(cfg)
+    objective = run_stages(cfg)
     results = json.loads((Path(cfg.paths.output_dir) / "results.json").read_text())
     others = {k: v for k, v in results["strategies"].items() if k != "self_training"}
     assert all("agreement" in body["folds"]["1"] for body in others.values())
     teacher = report.recommended([{"strategies": others}])
     assert teacher is not None and results["strategies"]["self_training"]["teacher"] == teacher
+    # a sweeper maximises the teacher's agreement, never a Dice against U's labels
+    assert objective == pytest.approx(others[teacher]["folds"]["1"]["agreement"])
     assert (
         json.loads((Path(cfg.paths.output_dir) / "model" / "model.json").read_text())["strategy"]
         == "self_training"

@@ -71,7 +71,9 @@ class Outputs:
     segmenters: dict[tuple[str, int], SegmenterCheckpoints] = field(default_factory=dict)
     teacher: str | None = None  # the strategy whose pseudo labels self_training learns from
     results: str | None = None  # results.json of stage evaluate
-    objective: float | None = None  # what a Hydra sweeper optimises
+    # what a Hydra sweeper maximises: the translator's monitor, then the recommended
+    # strategy's agreement (never U's labels)
+    objective: float | None = None
 
 
 @dataclass
@@ -131,8 +133,9 @@ class Run:
     def domain(self, which: Domain, native: bool = False) -> list[Sample]:
         """A domain's samples, decoded once per run: at the common pixel size, or as stored."""
         cfg = self.domain_config(which)
-        if native:
-            return self._load(f"{which}-native", replace(cfg, scale=1.0))
+        if native:  # every dataset as stored, whatever its own scale
+            sets = [replace(d, scale=1.0) for d in cfg.sets]
+            return self._load(f"{which}-native", replace(cfg, scale=1.0, sets=sets))
         return self._load(which, cfg)
 
     def dataset(self, roots: list[str], name: str) -> list[Sample]:

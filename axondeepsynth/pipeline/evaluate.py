@@ -139,7 +139,7 @@ def evaluate_fold(
             images.write_png(out / f"{sample.key}_seg-{kind}.png", mask)
         images.write_png(out / f"{sample.key}_confidence.png", conf)
         confidences[sample.key] = round(image_confidence(conf, pred), 6)
-        pseudo.append(replace(sample, labels=pred, name=sample.key.replace("/", "_")))
+        pseudo.append(replace(sample, labels=pred))
         preds[sample.key] = (sample, pred, conf)
         measured = measure_fibres(pred, sample, out)
         fibres += measured
@@ -157,6 +157,8 @@ def evaluate_fold(
     _save_overlays(run, strategy.name, fold, preds, per_image, confidences)
     if seg.export_nnunet:
         name = {"Name": f"{strategy.name} pseudo labels"}
+        cases = nnunet.case_names(s.key for s in pseudo)
+        pseudo = [replace(s, name=cases[s.key]) for s in pseudo]
         nnunet.write(pseudo, out / f"Dataset500_{strategy.name}", None, name)
     summary = _summary(per_image) | {
         "morphometrics": morphometrics.compare(fibres, true_fibres),
@@ -285,7 +287,7 @@ def run(run: Run) -> None:
         )
     _export(run, results)
     run.outputs.results = str(run.out / "results.json")
-    run.outputs.objective = rows[0]["axon_mean"] if rows else None  # the sweep's objective
+    run.outputs.objective = objective(results)
 
 
 def check_translator(run: Run) -> dict:
@@ -309,6 +311,15 @@ def check_translator(run: Run) -> dict:
 
     gap = translator_check.proxy_gap(val_dice("L"), val_dice("L2U"))
     return translator_check.judge(separation, gap)
+
+
+def objective(results: dict) -> float | None:
+    """What a Hydra sweeper maximises, without U's labels: the recommended strategy's agreement
+    with the others (mean over folds; None where it was not measured)."""
+    chosen = report.recommended([results])
+    folds = results["strategies"][chosen]["folds"].values() if chosen else []
+    scores = [f["agreement"] for f in folds if "agreement" in f]
+    return float(np.mean(scores)) if scores else None
 
 
 def _teacher(run: Run, strategies: dict, check: dict) -> str | None:

@@ -33,11 +33,6 @@ SPACING = [999.0, 1.0, 1.0]  # what nnU-Net's 2-D PNG reader gives every image
 FOLDERS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
 
 
-def case(sample: Sample) -> str:
-    """A sample's nnU-Net case name (its key, flattened)."""
-    return sample.key.replace("/", "_")
-
-
 @contextmanager
 def folders(
     base: Path, processes: int, log: Path | None = None, results: Path | None = None
@@ -78,14 +73,14 @@ def prepare(
     )
 
     dataset = f"Dataset{DATASET_ID}_{name}"
-    cases = [replace(s, name=case(s)) for s in samples]
+    by_key = raw_layout.case_names(s.key for s in samples)
+    cases = [replace(s, name=by_key[s.key]) for s in samples]
     workers = cfg.processes
     with folders(base, cfg.processes, base / "nnunet.log"):
         raw_layout.write(cases, base / "raw" / dataset, None, {"Name": dataset})
         extract_fingerprints([DATASET_ID], num_processes=workers, check_dataset_integrity=True)
         plans = plan_experiments([DATASET_ID], cfg.planner, cfg.gpu_memory_target_gb)
         preprocess([DATASET_ID], plans, [cfg.configuration], [workers])
-    by_key = {s.key: case(s) for s in samples}
     folds = [
         {part: [by_key[k] for k in fold[part]] for part in ("train", "val")} for fold in splits
     ]

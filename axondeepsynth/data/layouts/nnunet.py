@@ -7,7 +7,9 @@ takes them from there.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -113,6 +115,18 @@ def scan(root: Path, modality: str | None = None) -> DatasetIndex:
 
 def detect(root: Path) -> bool:
     return (root / "dataset.json").is_file() and (root / "imagesTr").is_dir()
+
+
+def case_names(keys: Iterable[str]) -> dict[str, str]:
+    """Each sample key's case name: the key flattened (`a/b` -> `a_b`), with a short hash of the
+    key where two keys flatten alike (`a/b_c` and `a_b/c`), so no case overwrites another."""
+    keys = list(keys)
+    flat = {key: key.replace("/", "_") for key in keys}
+    taken = Counter(flat.values())
+    return {
+        key: name if taken[name] == 1 else f"{name}_{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+        for key, name in flat.items()
+    }
 
 
 def write(
