@@ -7,22 +7,28 @@ sidecars) or an image file (its pixel size from `pixel_size_in_micrometer.txt` b
 where the model's proxies expect it, segmented as the run's evaluation did, and its masks are
 written at the image's own size in AxonDeepSeg's convention
 (`<name>_seg-{axon,myelin,axonmyelin}.png`, `<name>_confidence.png`) under `--out`, in a tree
-that mirrors the inputs' (no image is copied). Images without a pixel size, and outputs that
-already exist, are refused before any work, one line each.
+that mirrors the inputs' (no image is copied). Only images of the model's modality are taken
+from a dataset (`--modality` for others); masks beside them are not read. Images without a
+pixel size, and outputs that exist and were not written by this model into this `--out`, are
+refused before any work, one line each. `--out/segment.json` records each image once its
+outputs are whole, so a stopped run started again continues where it stopped.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import math
 import sys
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from axondeepsynth import postprocess
+from axondeepsynth import io, postprocess
 from axondeepsynth.config import PostprocessConfig
 from axondeepsynth.data import images, layouts
 from axondeepsynth.data.labels import to_masks
@@ -70,9 +76,57 @@ def find_images(inputs: list[Path], out: Path, pixel_size: float | None) -> list
 
 def _number(path: Path) -> float:
     try:
-        return float(path.read_text().strip())
+        value = float(path.read_text().strip())
     except (OSError, UnicodeDecodeError, ValueError) as err:
         raise AxonDeepSynthError(f"{path}: not a pixel size in µm ({err})") from None
+    if not (math.isfinite(value) and 1e-4 <= value <= 100):
+        raise AxonDeepSynthError(
+            f"{path}: {value} is not a pixel size in µm (0.0001-100); write the image's µm per "
+            "pixel there"
+        )
+    return value
+
+
+def of_modality(jobs: list[Job], modality: str | None) -> list[Job]:
+    """The jobs whose image is of `modality` (or says none), with a note on those left out."""
+    if modality is None:
+        return jobs
+    kept = [j for j in jobs if j.record.modality in (None, modality)]
+    others = Counter(j.record.modality for j in jobs if j not in kept)
+    if others:
+        found = ", ".join(f"{n} {m}" for m, n in sorted(others.items()))
+        print(
+            f"note: {found} images left out: the model segments {modality} "
+            f"(--modality <suffix> to segment another)",
+            file=sys.stderr,
+        )
+    return kept
+
+
+class Record:
+    """`<out>/segment.json`: the model that writes into `out`, and the images it has finished
+    (by their first output's path), so a re-run with that model skips them."""
+
+    def __init__(self, out: Path, model: Path) -> None:
+        self.path = out / "segment.json"
+        self.model = hashlib.sha1((model / MODEL_FILE).read_bytes()).hexdigest()[:12]
+        self.done: dict[str, str] = {}
+        if self.path.is_file():
+            try:
+                kept = json.loads(self.path.read_text())
+                if kept["model"] == self.model:
+                    self.done = dict(kept["done"])
+            except (ValueError, KeyError, TypeError):
+                raise AxonDeepSynthError(
+                    f"{self.path}: not a record of this tool; remove it, or pass another --out"
+                ) from None
+
+    def finished(self, job: Job) -> bool:
+        return str(job.out / f"{job.record.name}{OUTPUTS[0]}") in self.done
+
+    def add(self, job: Job) -> None:
+        self.done[str(job.out / f"{job.record.name}{OUTPUTS[0]}")] = str(job.record.image)
+        io.write_text(self.path, json.dumps({"model": self.model, "done": self.done}, indent=1))
 
 
 def refusals(jobs: list[Job], pixel_size: float | None) -> list[str]:
@@ -101,19 +155,28 @@ def refusals(jobs: list[Job], pixel_size: float | None) -> list[str]:
     return lines
 
 
+def read_meta(root: Path) -> dict:
+    """A kept model's `model.json`, refused in one line when missing or not JSON."""
+    path = root / MODEL_FILE
+    fix = "pass the model/ folder of a finished run (seg.export picks the strategy)"
+    if not path.is_file():
+        raise AxonDeepSynthError(f"{root}: no {MODEL_FILE}\n  fix: {fix}")
+    try:
+        meta = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise AxonDeepSynthError(f"{path}: not JSON ({err})\n  fix: {fix}") from None
+    if not isinstance(meta, dict):
+        raise AxonDeepSynthError(f"{path}: not a kept model's record\n  fix: {fix}")
+    return meta
+
+
 class KeptModel:
     """A kept model's proxies (and translator) as `model.json` describes them."""
 
     def __init__(self, root: Path, device: str = "cpu") -> None:
         from axondeepsynth.training import proxy
 
-        meta_path = root / MODEL_FILE
-        if not meta_path.is_file():
-            raise AxonDeepSynthError(
-                f"{root}: no {MODEL_FILE}\n  fix: pass the model/ folder of a finished run "
-                "(written by its evaluate stage; seg.export picks the strategy)"
-            )
-        self.meta = meta = json.loads(meta_path.read_text())
+        self.meta = meta = read_meta(root)
         self.members = [
             (
                 proxy.load(root / m["checkpoint"], device, meta["tta_flips"], meta["window"]),
@@ -169,7 +232,7 @@ def segment(model: KeptModel, job: Job, pixel_size: float | None) -> None:
     from axondeepsynth.training import proxy
 
     m = model.meta
-    native = load_sample(job.record, pixel_size)
+    native = load_sample(replace(job.record, labels={}), pixel_size)  # masks are not needed
     factor = scale_factor(native.pixel_size, m["pixel_size_um"], None)
     working = resample(replace(native, labels=None), factor, m["resize"])
     probs = proxy.resized(model.probabilities(working.image), native.image.shape)
@@ -190,23 +253,55 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("segmented"), help="where masks go")
     parser.add_argument("--pixel-size", type=float, help="µm per pixel of images without one")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--modality", help="BIDS suffix to segment (default: the model's)")
     args = parser.parse_args(argv)
     try:
+        _check_arguments(args)
+        meta = read_meta(args.model)
         jobs = find_images(args.inputs, args.out, args.pixel_size)
-        problems = refusals(jobs, args.pixel_size)
+        jobs = of_modality(jobs, args.modality or meta.get("modality"))
+        if not jobs:
+            raise AxonDeepSynthError(
+                f"{', '.join(map(str, args.inputs))}: no images to segment found"
+            )
+        record = Record(args.out, args.model)
+        todo = [job for job in jobs if not record.finished(job)]
+        problems = refusals(todo, args.pixel_size)
         if problems:
             print("\n".join(problems), file=sys.stderr)
             return 2
+        if len(todo) < len(jobs):
+            print(
+                f"note: {len(jobs) - len(todo)} images already segmented, skipped", file=sys.stderr
+            )
         model = KeptModel(args.model, args.device)
-        for job in tqdm(jobs, desc="segmenting", unit="img"):
+        for job in tqdm(todo, desc="segmenting", unit="img"):
             segment(model, job, args.pixel_size)
+            record.add(job)
     except AxonDeepSynthError as err:
         print(err, file=sys.stderr)
         return 2
-    print(
-        f"{len(jobs)} images segmented with {args.model} ({model.meta['strategy']}) -> {args.out}"
-    )
+    except OSError as err:  # a read-only or full --out, a file gone while reading
+        print(f"{err.filename}: {err.strerror} (fix: pass a writable --out)", file=sys.stderr)
+        return 2
+    print(f"{len(jobs)} images segmented with {args.model} ({meta['strategy']}) -> {args.out}")
     return 0
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Refuse, in one line, a pixel size that is not a positive finite number, or a GPU that is
+    not there."""
+    size = args.pixel_size
+    if size is not None and not (math.isfinite(size) and 1e-4 <= size <= 100):
+        raise AxonDeepSynthError(
+            f"--pixel-size {size}: not a pixel size in µm; pass the images' µm per pixel "
+            "(0.0001-100, e.g. --pixel-size 0.05)"
+        )
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise AxonDeepSynthError(f"--device {args.device}: no GPU here; use --device cpu")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -67,8 +68,10 @@ def test_the_kept_model_reproduces_the_runs_dice(finished_run: Path, tmp_path: P
         dice = dice_per_class(pred, load_sample(record).labels)
         for c in ("axon", "myelin"):
             assert dice[c] == pytest.approx(per_image[record.name][c], abs=1e-3)
-    # a second run into the same folder overwrites nothing
-    assert segment.main([str(model), str(u_root), "--out", str(out)]) == 2
+    # a second run into the same folder finds them done and rewrites nothing
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
+    assert segment.main([str(model), str(u_root), "--out", str(out)]) == 0
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} == stamps
 
 
 def test_an_image_without_a_pixel_size_is_refused_in_one_line(
@@ -104,3 +107,94 @@ def test_two_images_that_would_write_the_same_masks_are_refused(
     out = tmp_path / "o"
     assert segment.main([str(finished_run / "model"), *args, "--out", str(out)]) == 2
     assert "would overwrite" in capsys.readouterr().err and not out.exists()
+
+
+def _u_copy(finished_run: Path, into: Path) -> Path:
+    """A copy of the run's U dataset (phantoms in BIDS, masks included) the test may alter."""
+    u_root = Path(compose_cfg(*RUN, tmp=finished_run.parent).data.unlabeled.root)
+    shutil.copytree(u_root, into)
+    return into
+
+
+def test_a_stopped_segmentation_continues_and_masks_are_never_read(
+    finished_run: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    data = _u_copy(finished_run, tmp_path / "sem")
+    for mask in data.rglob("*_seg-axonmyelin*.png"):  # masks beside the images: not needed
+        mask.write_bytes(b"not a png")
+    model, out = str(finished_run / "model"), tmp_path / "o"
+    real, calls = segment.segment, []
+
+    def stopped_at_the_third(*args) -> None:
+        calls.append(args[1].record.name)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        real(*args)
+
+    monkeypatch.setattr(segment, "segment", stopped_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        segment.main([model, str(data), "--out", str(out)])
+    monkeypatch.setattr(segment, "segment", real)
+    written = sorted(p.name for p in out.rglob("*_seg-axon.png"))
+    assert len(written) == 2
+    assert segment.main([model, str(data), "--out", str(out)]) == 0  # goes on
+    assert "2 images already segmented" in capsys.readouterr().err
+    assert len(list(out.rglob("*_seg-axon.png"))) == 4
+    # outputs another model (or a person) left there are still never overwritten
+    other = tmp_path / "other"
+    shutil.copytree(finished_run / "model", other)
+    meta = json.loads((other / "model.json").read_text()) | {"fold": 0}
+    (other / "model.json").write_text(json.dumps(meta))
+    assert segment.main([str(other), str(data), "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_images_of_another_modality_are_left_out(finished_run: Path, tmp_path: Path, capsys):
+    data = _u_copy(finished_run, tmp_path / "mixed")
+    for path in next(data.rglob("*_SEM.png")).parent.glob("*_SEM.*"):
+        path.rename(path.with_name(path.name.replace("_SEM", "_TEM")))
+    out = tmp_path / "o"
+    assert segment.main([str(finished_run / "model"), str(data), "--out", str(out)]) == 0
+    assert "1 TEM images left out" in capsys.readouterr().err
+    names = [p.name for p in out.rglob("*_seg-axon.png")]
+    assert len(names) == 3 and all("_SEM" in n for n in names)
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--pixel-size", "nan"], "--pixel-size nan"),
+        (["--pixel-size", "inf"], "--pixel-size inf"),
+        (["--pixel-size", "-1"], "--pixel-size -1"),
+        (["--pixel-size", "1e-9"], "--pixel-size 1e-09"),
+        (["--device", "cuda"], "no GPU"),
+    ],
+)
+def test_bad_arguments_are_one_line(
+    finished_run: Path, tmp_path: Path, capsys, monkeypatch, args, says
+) -> None:
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    image = tmp_path / "img.png"
+    images.write_png(image, np.zeros((40, 40)))
+    code = segment.main([str(finished_run / "model"), str(image), *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and says in err[0]
+
+
+def test_empty_inputs_a_nan_sidecar_and_a_broken_model_are_one_line(
+    finished_run: Path, tmp_path: Path, capsys
+) -> None:
+    model = str(finished_run / "model")
+    (tmp_path / "empty").mkdir()
+    assert segment.main([model, str(tmp_path / "empty")]) == 2
+    assert "no images to segment" in capsys.readouterr().err
+    images.write_png(tmp_path / "nan" / "img.png", np.zeros((40, 40)))
+    (tmp_path / "nan" / "pixel_size_in_micrometer.txt").write_text("nan")
+    assert segment.main([model, str(tmp_path / "nan" / "img.png")]) == 2
+    assert "pixel_size_in_micrometer.txt: nan is not a pixel size" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    shutil.copytree(finished_run / "model", broken)
+    (broken / "model.json").write_text("{")
+    assert segment.main([str(broken), str(tmp_path / "nan" / "img.png")]) == 2
+    err = capsys.readouterr().err
+    assert "model.json: not JSON" in err and "Traceback" not in err

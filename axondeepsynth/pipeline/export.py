@@ -61,6 +61,7 @@ def export(run: Run, strategy: Strategy, fold: int, checkpoint_of) -> Path:
         "backend": str(cfg.seg.backend),
         "pixel_size_um": _working_pixel_size(run),
         "resize": str(cfg.data.resize),
+        "modality": cfg.data.unlabeled.modality,  # what it segments (BIDS suffix)
         "tile": tile,
         "overlap": overlap,
         "tta_flips": cfg.seg.net.tta_flips,
