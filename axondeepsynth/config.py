@@ -495,7 +495,7 @@ def _check(ok: bool, key: str, problem: str, fix: str = "") -> None:
         raise ConfigError(key, problem, fix)
 
 
-def _validate_domain(d: DomainConfig, key: str) -> None:
+def _validate_domain(d: DomainConfig, key: str, data_dir: str) -> None:
     _check(
         bool(d.sets) or (d.root not in (MISSING, None) and bool(d.root)),
         f"{key}.root",
@@ -530,6 +530,14 @@ def _validate_domain(d: DomainConfig, key: str) -> None:
             f"{key}.phantom",
             "needs n_images >= 1 and size >= 16",
         )
+        root = Path(str(d.root)).absolute()
+        _check(
+            root.is_relative_to(Path(data_dir).absolute()) or (root / "phantom.json").is_file(),
+            f"{key}.root",
+            f"{root} would be filled with generated phantoms ({key}.phantom is set), and it is "
+            f"not a phantom folder of this tool (those live under paths.data_dir={data_dir})",
+            f"to read your own images there, also pass {key}.phantom=null",
+        )
 
 
 def _roots_from_sets(cfg: DictConfig) -> None:
@@ -555,10 +563,10 @@ def validate(cfg: DictConfig | Config) -> Config:
         ) from None
     _validate_stages(obj)
     d = obj.data
-    _validate_domain(d.labeled, "data.labeled")
+    _validate_domain(d.labeled, "data.labeled", obj.paths.data_dir)
     needs_u = {"train_translator", "translate", "evaluate"} & set(obj.stages)
     if needs_u or "oracle" in obj.seg.strategies:
-        _validate_domain(d.unlabeled, "data.unlabeled")
+        _validate_domain(d.unlabeled, "data.unlabeled", obj.paths.data_dir)
     _check(d.tile_size >= 16, "data.tile_size", f"must be >= 16, got {d.tile_size}")
     for key, epochs in (
         ("trainer.max_epochs", obj.trainer.max_epochs),

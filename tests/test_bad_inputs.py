@@ -15,7 +15,7 @@ from conftest import REPO, compose_cfg, write_json, write_png
 from PIL import Image
 
 from axondeepsynth.config import DomainConfig
-from axondeepsynth.data import images, layouts, stitch
+from axondeepsynth.data import images, layouts, phantoms, stitch
 from axondeepsynth.data.domain import load_domain
 from axondeepsynth.data.records import load_sample
 from axondeepsynth.data.training_tiles import RandomTiles
@@ -487,3 +487,18 @@ def test_pixel_size_in_nanometres_is_judged_in_micrometres(tmp_path: Path) -> No
     bids_with_sidecar(tmp_path, json.dumps({"PixelSize": [200, 200], "PixelSizeUnits": "nm"}))
     index = layouts.scan(tmp_path)
     assert index.problems == [] and index.records[0].pixel_size == pytest.approx(0.2)
+
+
+def test_phantoms_are_never_written_into_a_folder_the_tool_did_not_make(tmp_path: Path) -> None:
+    """The demo pointed at a user's folder (empty, mistyped or full) refuses, naming the fix;
+    the tool's own phantom folders and one made earlier keep working."""
+    mine = tmp_path / "my-sem"
+    mine.mkdir()
+    for root in (mine, tmp_path / "typo", tmp_path):
+        with pytest.raises(ConfigError, match=r"(?s)data.unlabeled.root.*phantom=null"):
+            compose_cfg("+experiment=demo", f"data.unlabeled.root={root}", tmp=tmp_path / "ads")
+    assert not any(mine.iterdir()) and not (tmp_path / "typo").exists()
+    compose_cfg("+experiment=demo", tmp=tmp_path / "ads")  # under paths.data_dir
+    made = tmp_path / "made"
+    phantoms.write_bids_dataset(made, "SEM", n_images=2, size=32)
+    compose_cfg("+experiment=demo", f"data.unlabeled.root={made}", tmp=tmp_path / "ads")

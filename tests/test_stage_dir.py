@@ -62,3 +62,22 @@ def test_partial_contents_of_another_configuration_are_refused(tmp_path: Path) -
     with pytest.raises(AxonDeepSynthError, match="partial results of another configuration"):
         once(tmp_path, "key-b", lambda: Made(2), Made)
     assert once(tmp_path, "key-a", lambda: Made(1), Made) == Made(1)  # same config: redone
+
+
+BROKEN = ["", '{"key": "key-a", "out', "{}", "[]", '{"key": 3}']
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [("done.json", t) for t in [*BROKEN, '{"key": "key-a"}']]
+    + [("started.json", t) for t in BROKEN],
+)
+def test_a_broken_record_is_one_line_and_removing_it_redoes_the_stage(
+    tmp_path: Path, name: str, text: str
+) -> None:
+    (tmp_path / name).write_text(text)
+    with pytest.raises(AxonDeepSynthError, match=f"(?s){name}.*remove it.*made again") as err:
+        once(tmp_path, "key-a", lambda: Made(1), Made)
+    assert "\n" in str(err.value) and len(str(err.value).splitlines()) == 2
+    (tmp_path / name).unlink()
+    assert once(tmp_path, "key-a", lambda: Made(1), Made) == Made(1)

@@ -30,11 +30,26 @@ _FIX = (
 )
 
 
+def _read(record: Path) -> dict:
+    """A stage record ({"key": ..., ...}), or one line naming it when it is not one (truncated,
+    empty, edited): removing it redoes the stage."""
+    try:
+        kept = json.loads(record.read_text())
+    except (ValueError, UnicodeDecodeError):
+        kept = None
+    if not isinstance(kept, dict) or not isinstance(kept.get("key"), str):
+        raise AxonDeepSynthError(
+            f"{record}: not a stage record (truncated or edited)\n  fix: remove it, and the "
+            f"stage is made again in {record.parent}"
+        )
+    return kept
+
+
 def _claim(directory: Path, key: str) -> None:
     """Mark `directory` as being filled for `key`, so partial files left by an interrupted run
     can be trusted (and resumed) by a re-run with the same configuration only."""
     started = directory / "started.json"
-    if started.is_file() and json.loads(started.read_text())["key"] != key:
+    if started.is_file() and _read(started)["key"] != key:
         raise AxonDeepSynthError(
             f"{directory} holds partial results of another configuration\n  fix: {_FIX}"
         )
@@ -47,14 +62,20 @@ def once(directory: Path, key: str, produce: Callable[[], R], record: type[R]) -
     done = directory / RECORD
     with FileLock(directory / ".lock"):
         if done.is_file():
-            kept = json.loads(done.read_text())
+            kept = _read(done)
             if kept["key"] != key:
                 raise AxonDeepSynthError(
                     f"{directory} holds results of another configuration (key {kept['key']}, "
                     f"this run's is {key})\n  fix: {_FIX}"
                 )
             log.info("reusing %s (complete)", directory)
-            return record(**kept["output"])
+            try:
+                return record(**kept["output"])
+            except (KeyError, TypeError):
+                raise AxonDeepSynthError(
+                    f"{done}: its output is not a {record.__name__}\n  fix: remove it, and the "
+                    f"stage is made again in {directory}"
+                ) from None
         _claim(directory, key)
         output = produce()
         write_text(done, json.dumps({"key": key, "output": asdict(output)}, indent=2))
