@@ -58,7 +58,15 @@ def test_masks_saved_as_0_1_or_index_values(tmp_path: Path) -> None:
         myelin=(labels == 1).astype(np.uint8),
     )
     index = ads_folder(tmp_path / "b", labels * 40, axonmyelin=labels)
-    for root in (binary, index):
+    # 16-bit: 0/1/2 and 0/127/255 keep their values, 0/65535 masks are scaled
+    wide = ads_folder(tmp_path / "c", labels * 40, axonmyelin=labels.astype(np.uint16))
+    full = ads_folder(
+        tmp_path / "d",
+        labels * 40,
+        axon=(labels == 2).astype(np.uint16) * 65535,
+        myelin=(labels == 1).astype(np.uint16) * 65535,
+    )
+    for root in (binary, index, wide, full):
         assert np.array_equal(load_sample(layouts.scan(root).records[0]).labels, labels)
 
 

@@ -116,11 +116,12 @@ def read_image(path: Path | str) -> np.ndarray:
 
 
 def read_mask(path: Path | str) -> np.ndarray:
-    """Read a mask as raw uint8 gray (0..255); 16-bit masks are scaled down."""
+    """Read a mask as raw uint8 gray (0..255); 16-bit masks are scaled down where they use
+    values above 255 (a 16-bit 0/1/2 or 0/127/255 mask keeps its values)."""
     path = Path(path)
     raw = _decode(path)
     gray = _to_gray(raw, path, bgr=path.suffix.lower() not in _TIFF)
-    if raw.dtype == np.uint16:
+    if raw.dtype == np.uint16 and gray.max() > 255:
         gray = gray / 257.0
     return np.clip(np.rint(gray), 0, 255).astype(np.uint8)
 
