@@ -510,3 +510,21 @@ def test_phantoms_are_never_written_into_a_folder_the_tool_did_not_make(tmp_path
     made = tmp_path / "made"
     phantoms.write_bids_dataset(made, "SEM", n_images=2, size=32)
     compose_cfg("+experiment=demo", f"data.unlabeled.root={made}", tmp=tmp_path / "ads")
+
+
+def test_a_name_too_long_for_its_outputs_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
+    root = ads_folder(tmp_path / "long", np.zeros((32, 32), np.uint8))
+    (root / "image.png").rename(root / f"{'a' * 244}.png")
+    ads_folder(tmp_path / "long" / "short", np.zeros((32, 32), np.uint8))
+    index = layouts.scan(root)
+    assert [r.name for r in index.records] == ["short_image"]
+    (problem,) = index.problems
+    assert "too long" in problem.problem and "rename" in problem.fix
+
+
+def test_an_overlay_of_a_long_name_is_cut_and_marked() -> None:
+    from axondeepsynth.pipeline.evaluate import _file_name
+
+    assert _file_name("short", ".png") == "short.png"
+    long_a, long_b = _file_name("x" * 300 + "a", ".png"), _file_name("x" * 300 + "b", ".png")
+    assert len(long_a.encode()) <= 255 and long_a.endswith(".png") and long_a != long_b

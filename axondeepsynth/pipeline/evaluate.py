@@ -16,6 +16,7 @@ copied to `model/` (`export.py`).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
@@ -220,8 +221,18 @@ def _save_overlays(
         chosen = {f"check{i}": key for i, key in enumerate(ranked)}
     for tag, key in chosen.items():
         sample, pred, conf = preds[key]
-        name = f"{strategy}_fold{fold}_{tag}_{key.replace('/', '_')}.png"
+        name = _file_name(f"{strategy}_fold{fold}_{tag}_{key.replace('/', '_')}", ".png")
         save_comparison(run.out / "overlays" / name, sample.image, sample.labels, pred, conf)
+
+
+def _file_name(stem: str, suffix: str, limit: int = 255) -> str:
+    """`stem + suffix`, its stem cut and marked by a hash of it where the name would pass the
+    file systems' limit."""
+    if len((stem + suffix).encode()) <= limit:
+        return stem + suffix
+    digest = hashlib.sha1(stem.encode()).hexdigest()[:8]
+    cut = stem.encode()[: limit - len(suffix.encode()) - 9].decode(errors="ignore")
+    return f"{cut}_{digest}{suffix}"
 
 
 def run(run: Run) -> None:

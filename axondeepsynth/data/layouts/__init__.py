@@ -56,6 +56,31 @@ def duplicate_names(index: DatasetIndex) -> dict[str, list[Path]]:
     return {name: found for name, found in sorted(paths.items()) if len(found) > 1}
 
 
+# the longest name written after a sample's: `<name>_morphometrics.csv`
+LONGEST_OUTPUT = "_morphometrics.csv"
+NAME_MAX = 255  # bytes in a file name, on every common file system
+
+
+def too_long(index: DatasetIndex) -> list[Problem]:
+    """Problems for the samples whose output files' names would pass the file systems' limit
+    (they are left out of the index)."""
+    problems, kept = [], []
+    for record in index.records:
+        if len((record.name + LONGEST_OUTPUT).encode()) > NAME_MAX:
+            problems.append(
+                Problem(
+                    record.image,
+                    f"its name ({len(record.name.encode())} bytes, with the folders it sits in) "
+                    f"is too long for the files named after it ({NAME_MAX} bytes at most)",
+                    "rename it or its folders shorter",
+                )
+            )
+        else:
+            kept.append(record)
+    index.records[:] = kept
+    return problems
+
+
 def scan(root: Path | str, modality: str | None = None) -> DatasetIndex:
     """Index every image under `root`, whatever its layout; problems are collected, not raised."""
     root = Path(root).expanduser()
@@ -69,6 +94,7 @@ def scan(root: Path | str, modality: str | None = None) -> DatasetIndex:
     if layout is None:
         return DatasetIndex(root, "none", [])
     index = layout.scan(root, modality)
+    index.problems += too_long(index)
     for name, paths in duplicate_names(index).items():
         index.problems.append(
             Problem(

@@ -72,10 +72,18 @@ def scan(root: Path, modality: str | None = None) -> DatasetIndex:
                     modality=modality,
                     pixel_size=pixel_size,
                     pixel_size_from=str(folder / PIXEL_SIZE_FILE),
-                    labels={k: p for k, p in labels.items() if p.is_file()},
+                    labels={k: p for k, p in labels.items() if _is_file(p)},
                 )
             )
     return index
+
+
+def _is_file(path: Path) -> bool:
+    """Whether `path` is a file; False where its name is too long to exist."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def detect(root: Path) -> bool:
