@@ -165,9 +165,38 @@ def read_meta(root: Path) -> dict:
         meta = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as err:
         raise AxonDeepSynthError(f"{path}: not JSON ({err})\n  fix: {fix}") from None
-    if not isinstance(meta, dict):
-        raise AxonDeepSynthError(f"{path}: not a kept model's record\n  fix: {fix}")
+    problem = _meta_problem(meta, root)
+    if problem:
+        raise AxonDeepSynthError(f"{path}: {problem}\n  fix: {fix}")
     return meta
+
+
+def _meta_problem(meta: object, root: Path) -> str | None:
+    """What makes a model.json unusable (an edit, a partial copy), or None."""
+    if not isinstance(meta, dict):
+        return "not a kept model's record"
+
+    def positive(key: str, kind: type) -> bool:
+        value = meta.get(key)
+        ok = isinstance(value, kind) and not isinstance(value, bool) and value > 0
+        return ok and math.isfinite(value)
+
+    if not positive("pixel_size_um", float | int):
+        return f"pixel_size_um is {meta.get('pixel_size_um')!r}, not a pixel size in µm"
+    for key in ("tile", "overlap"):
+        if not (positive(key, int) or (key == "overlap" and meta.get(key) == 0)):
+            return f"{key} is {meta.get(key)!r}, not a number of pixels"
+    members = meta.get("members")
+    if not isinstance(members, list) or not members:
+        return "it lists no members (proxies)"
+    for m in members:
+        if not isinstance(m, dict) or not isinstance(m.get("checkpoint"), str):
+            return f"member {m!r} names no checkpoint"
+        if not (root / m["checkpoint"]).is_file():
+            return f"its checkpoint {root / m['checkpoint']} is missing"
+        if m.get("input") not in ("U", "U2L"):
+            return f"member input {m.get('input')!r} is neither U nor U2L"
+    return None
 
 
 class KeptModel:

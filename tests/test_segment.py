@@ -198,3 +198,28 @@ def test_empty_inputs_a_nan_sidecar_and_a_broken_model_are_one_line(
     assert segment.main([str(broken), str(tmp_path / "nan" / "img.png")]) == 2
     err = capsys.readouterr().err
     assert "model.json: not JSON" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "edit, says",
+    [
+        ({"pixel_size_um": 0}, "pixel_size_um is 0"),
+        ({"pixel_size_um": "0.1"}, "pixel_size_um is '0.1'"),
+        ({"tile": 0}, "tile is 0"),
+        ({"tile": None}, "tile is None"),
+        ({"members": []}, "no members"),
+        ({"members": [{"checkpoint": "gone.ckpt", "input": "U"}]}, "gone.ckpt is missing"),
+    ],
+)
+def test_an_edited_model_json_is_one_line(
+    finished_run: Path, tmp_path: Path, capsys, edit: dict, says: str
+) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(finished_run / "model", model)
+    meta = json.loads((model / "model.json").read_text()) | edit
+    (model / "model.json").write_text(json.dumps(meta))
+    image = tmp_path / "img.png"
+    images.write_png(image, np.zeros((40, 40)))
+    assert segment.main([str(model), str(image), "--pixel-size", "0.1"]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
