@@ -510,6 +510,14 @@ def _validate_domain(d: DomainConfig, key: str, data_dir: str) -> None:
         f"drop {key}.phantom or {key}.sets",
     )
     named = [(f"{key}.sets[{i}]", s) for i, s in enumerate(d.sets)] or [(key, d)]
+    roots = [str(Path(str(s.root)).absolute()) for s in d.sets if s.root not in (MISSING, None)]
+    twice = sorted({r for r in roots if roots.count(r) > 1})
+    _check(
+        not twice,
+        f"{key}.sets",
+        f"{', '.join(twice)} is given more than once (its images would count twice)",
+        "list each dataset root once",
+    )
     for where, s in named:
         _check(
             s.root not in (MISSING, None) and bool(s.root),

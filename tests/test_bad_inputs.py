@@ -272,9 +272,15 @@ NNUNET_META = {"labels": {"background": 0, "myelin": 1, "axon": 2}, "pixel_size_
         (NNUNET_META | {"labels": {"background": 0, "axon": [1, 2]}}, "region labels"),
         (NNUNET_META | {"file_ending": ".tif"}, "file_ending '.tif'"),
         ({"labels": NNUNET_META["labels"]}, "no pixel_size_um for case c"),
+        (NNUNET_META | {"subjects": {"c": 3}}, "subjects of c are not names"),
+        (NNUNET_META | {"subjects": {"c": ["rat1"]}}, "subjects of c are not names"),
+        (NNUNET_META | {"subjects": ["rat1"]}, "subjects is not a mapping"),
+        (NNUNET_META | {"second_channel": True}, "a second channel"),
     ],
 )
 def test_bad_nnunet_dataset_json_is_a_problem(tmp_path: Path, meta, expected: str) -> None:
+    if isinstance(meta, dict) and meta.pop("second_channel", False):
+        write_png(tmp_path / "imagesTr" / "c_0001.png", np.zeros((32, 32), np.uint8))
     write_png(tmp_path / "imagesTr" / "c_0000.png", np.zeros((32, 32), np.uint8))
     write_png(tmp_path / "labelsTr" / "c.png", np.zeros((32, 32), np.uint8))
     (tmp_path / "dataset.json").write_text(json.dumps(meta))
@@ -528,3 +534,11 @@ def test_an_overlay_of_a_long_name_is_cut_and_marked() -> None:
     assert _file_name("short", ".png") == "short.png"
     long_a, long_b = _file_name("x" * 300 + "a", ".png"), _file_name("x" * 300 + "b", ".png")
     assert len(long_a.encode()) <= 255 and long_a.endswith(".png") and long_a != long_b
+
+
+def test_the_same_root_twice_in_a_domain_is_refused(tmp_path: Path) -> None:
+    sets = f"[{{root: {tmp_path}/a}}, {{root: {tmp_path}/b}}, {{root: {tmp_path}/a/}}]"
+    with pytest.raises(ConfigError, match=r"(?s)data.labeled.sets.*/a is given more than once"):
+        compose_cfg(
+            "+experiment=sem_real_cpu", "data.labeled.root=null", f"data.labeled.sets={sets}"
+        )

@@ -77,6 +77,12 @@ def scan(root: Path, modality: str | None = None) -> DatasetIndex:
                 Problem(meta_path, f"{key} is not a mapping of case to value", _FIX)
             )
             return index
+    odd = sorted(case for case, subject in subjects.items() if not isinstance(subject, str))
+    if odd:
+        index.problems.append(
+            Problem(meta_path, f"subjects of {', '.join(odd)} are not names (strings)", _FIX)
+        )
+        return index
     ending = meta.get("file_ending", ".png")
     if (root / "labelsTr").is_dir() and not any((root / "labelsTr").glob(f"*{ending}")):
         index.problems.append(
@@ -87,6 +93,14 @@ def scan(root: Path, modality: str | None = None) -> DatasetIndex:
             )
         )
     for folder in ("imagesTr", "imagesTs"):
+        for extra in sorted((root / folder).glob("*_000[1-9].*")):
+            index.problems.append(
+                Problem(
+                    extra,
+                    "a second channel: microscopy images here have one (_0000)",
+                    "keep one grayscale channel per case, or merge them into one image",
+                )
+            )
         for image in sorted((root / folder).glob("*_0000.*")):
             case = image.name.split(".")[0][: -len("_0000")]
             label = root / "labelsTr" / f"{case}{ending}"
