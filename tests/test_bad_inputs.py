@@ -366,6 +366,7 @@ def test_inspect_says_what_each_mask_was_read_as(tmp_path: Path) -> None:
         (np.zeros((5, 64, 64), np.uint8), "5 planes of 64x64"),
         (np.zeros((64, 64, 2), np.uint16), "2 planes of 64x64"),
         (np.full((64, 64), np.nan, np.float32), "NaN or infinite"),
+        (np.full((64, 64), 1000, np.uint16), "every pixel of this uint16 image is 1000"),
     ],
 )
 def test_stacks_and_nan_tiffs_are_refused_by_inspect_and_reader(

@@ -86,6 +86,12 @@ def _load(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(path, f"unsupported image shape {raw.shape}", "give a 2-D image")
     if raw.dtype.kind == "f" and not np.isfinite(gray).all():
         raise DataError(path, "image has NaN or infinite pixels", "replace them before use")
+    if raw.dtype != np.uint8 and gray.min() == gray.max():  # nothing to stretch to [0, 1]
+        raise DataError(
+            path,
+            f"every pixel of this {raw.dtype} image is {gray.flat[0]:g}: a blank frame",
+            "re-export it from the microscope's data, or remove it",
+        )
     return raw, gray
 
 
@@ -108,10 +114,8 @@ def read_image(path: Path | str) -> np.ndarray:
         return (gray / 255.0).astype(np.float32)
     gray = gray.astype(np.float32)
     lo, hi = np.percentile(gray, [0.5, 99.5])
-    if hi <= lo:
+    if hi <= lo:  # a few pixels apart from the rest: _load refused wholly constant ones
         lo, hi = float(gray.min()), float(gray.max())
-    if hi <= lo:
-        return np.zeros_like(gray)
     return np.clip((gray - lo) / (hi - lo), 0.0, 1.0)
 
 
