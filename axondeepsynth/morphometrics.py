@@ -27,21 +27,35 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.stats import wasserstein_distance
 from skimage.measure import label as components
+from skimage.measure import regionprops
 from skimage.segmentation import watershed
 
 from axondeepsynth.data.labels import AXON, MYELIN
 
+# AxonDeepSeg 5.5's columns in its order (shapes of the axon; fiber_*: of axon + myelin;
+# bbox: the axon's, in px), then ours
 COLUMNS = (
     "x0 (px)",
     "y0 (px)",
+    "gratio",
     "axon_area (um^2)",
-    "axon_diam (um)",
+    "axon_perimeter (um)",
     "myelin_area (um^2)",
+    "axon_diam (um)",
     "myelin_thickness (um)",
     "axonmyelin_area (um^2)",
-    "axonmyelin_diam (um)",
-    "gratio",
+    "axonmyelin_perimeter (um)",
+    "eccentricity",
+    "orientation",
+    "fiber_eccentricity",
+    "fiber_orientation",
+    "solidity",
     "image_border_touching",
+    "bbox_min_y",
+    "bbox_min_x",
+    "bbox_max_y",
+    "bbox_max_x",
+    "axonmyelin_diam (um)",
 )
 
 
@@ -60,24 +74,39 @@ def measure(labels: np.ndarray, pixel_size: float) -> list[dict[str, float]]:
     edge[[0, -1], :] = edge[:, [0, -1]] = True
     touching = set(np.unique(fibres[edge])) - {0}
     area = pixel_size**2
+    axon_shapes = {p.label: p for p in regionprops(axons)}
+    fibre_shapes = {p.label: p for p in regionprops(fibres)}
     rows = []
     for i, (a_px, f_px, (y, x)) in enumerate(
         zip(axon_px.tolist(), fibre_px.tolist(), centres, strict=True), 1
     ):
         axon_diam = 2 * math.sqrt(a_px * area / math.pi)
         fibre_diam = 2 * math.sqrt(f_px * area / math.pi)
+        shape, fibre = axon_shapes[i], fibre_shapes[i]
+        min_y, min_x, max_y, max_x = shape.bbox
         rows.append(
             {
                 "x0 (px)": float(x),
                 "y0 (px)": float(y),
+                "gratio": axon_diam / fibre_diam,
                 "axon_area (um^2)": a_px * area,
-                "axon_diam (um)": axon_diam,
+                "axon_perimeter (um)": shape.perimeter * pixel_size,
                 "myelin_area (um^2)": (f_px - a_px) * area,
+                "axon_diam (um)": axon_diam,
                 "myelin_thickness (um)": (fibre_diam - axon_diam) / 2,
                 "axonmyelin_area (um^2)": f_px * area,
-                "axonmyelin_diam (um)": fibre_diam,
-                "gratio": axon_diam / fibre_diam,
+                "axonmyelin_perimeter (um)": fibre.perimeter * pixel_size,
+                "eccentricity": shape.eccentricity,
+                "orientation": shape.orientation,
+                "fiber_eccentricity": fibre.eccentricity,
+                "fiber_orientation": fibre.orientation,
+                "solidity": shape.solidity,
                 "image_border_touching": i in touching,
+                "bbox_min_y": min_y,
+                "bbox_min_x": min_x,
+                "bbox_max_y": max_y,
+                "bbox_max_x": max_x,
+                "axonmyelin_diam (um)": fibre_diam,
             }
         )
     return rows

@@ -70,10 +70,30 @@ def test_no_axon_no_rows_and_no_means() -> None:
     assert cmp["gratio_mean"] is None and cmp["axon_diam_error"] is None
 
 
-def test_csv_has_axondeepsegs_columns() -> None:
+ADS_COLUMNS = (  # axondeepseg_morphometrics 5.5's CSV header, in its order
+    "x0 (px),y0 (px),gratio,axon_area (um^2),axon_perimeter (um),myelin_area (um^2),"
+    "axon_diam (um),myelin_thickness (um),axonmyelin_area (um^2),axonmyelin_perimeter (um),"
+    "eccentricity,orientation,fiber_eccentricity,fiber_orientation,solidity,"
+    "image_border_touching,bbox_min_y,bbox_min_x,bbox_max_y,bbox_max_x"
+).split(",")
+
+
+def test_csv_has_axondeepsegs_columns_in_its_order() -> None:
     rows = morphometrics.measure(fibres(64, [(32, 32, 8, 12)]), 0.1)
     header, line = morphometrics.to_csv(rows).splitlines()
-    assert header.split(",") == list(morphometrics.COLUMNS) and line.count(",") == 9
+    assert header.split(",")[: len(ADS_COLUMNS)] == ADS_COLUMNS
+    assert line.count(",") == len(morphometrics.COLUMNS) - 1
+    (row,) = rows
+    assert row["axon_perimeter (um)"] == pytest.approx(2 * math.pi * 8 * 0.1, rel=0.1)
+    assert row["axonmyelin_perimeter (um)"] == pytest.approx(2 * math.pi * 12 * 0.1, rel=0.1)
+    assert row["eccentricity"] < 0.2 and row["fiber_eccentricity"] < 0.2
+    assert row["solidity"] > 0.9
+    assert (row["bbox_min_y"], row["bbox_min_x"], row["bbox_max_y"], row["bbox_max_x"]) == (
+        24,
+        24,
+        41,
+        41,
+    )
 
 
 def test_axons_touching_at_a_corner_are_one_as_in_axondeepseg() -> None:
