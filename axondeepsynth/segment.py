@@ -255,7 +255,22 @@ class KeptModel:
         return draws
 
 
-def segment(model: KeptModel, job: Job, pixel_size: float | None) -> None:
+def for_axondeepseg(jobs: list[Job]) -> list[Job]:
+    """Each image's outputs in a folder of their own, where `write_beside` puts a link to the
+    image and its pixel size: the folder AxonDeepSeg's own commands take as it is."""
+    return [replace(job, out=job.out / job.record.name) for job in jobs]
+
+
+def write_beside(job: Job, pixel_size: float) -> None:
+    """A link to the image (named like its masks) and `pixel_size_in_micrometer.txt` in its
+    output folder, so `axondeepseg_morphometrics -i <folder>/<image>` runs there unchanged."""
+    link = job.out / f"{job.record.name}{job.record.image.suffix}"
+    if not link.is_symlink():
+        link.symlink_to(job.record.image.resolve())
+    io.write_text(job.out / "pixel_size_in_micrometer.txt", f"{pixel_size}\n")
+
+
+def segment(model: KeptModel, job: Job, pixel_size: float | None, beside: bool = False) -> None:
     """Segment one image and write its masks and confidence map at its stored size."""
     from axondeepsynth.pipeline.evaluate import confidence
     from axondeepsynth.training import proxy
@@ -271,6 +286,8 @@ def segment(model: KeptModel, job: Job, pixel_size: float | None) -> None:
     for kind, mask in to_masks(pred).items():
         images.write_png(job.out / f"{name}_seg-{kind}.png", mask)  # the first three OUTPUTS
     images.write_png(job.out / f"{name}{OUTPUTS[-1]}", confidence(probs))
+    if beside:
+        write_beside(job, native.pixel_size)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -283,12 +300,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pixel-size", type=float, help="µm per pixel of images without one")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--modality", help="BIDS suffix to segment (default: the model's)")
+    parser.add_argument(
+        "--axondeepseg",
+        action="store_true",
+        help="a folder per image, with a link to it and its pixel_size_in_micrometer.txt, that "
+        "AxonDeepSeg's commands (axondeepseg_morphometrics -i) take as it is",
+    )
     args = parser.parse_args(argv)
     try:
         _check_arguments(args)
         meta = read_meta(args.model)
         jobs = find_images(args.inputs, args.out, args.pixel_size)
         jobs = of_modality(jobs, args.modality or meta.get("modality"))
+        if args.axondeepseg:
+            jobs = for_axondeepseg(jobs)
         if not jobs:
             raise AxonDeepSynthError(
                 f"{', '.join(map(str, args.inputs))}: no images to segment found"
@@ -305,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         model = KeptModel(args.model, args.device)
         for job in tqdm(todo, desc="segmenting", unit="img"):
-            segment(model, job, args.pixel_size)
+            segment(model, job, args.pixel_size, args.axondeepseg)
             record.add(job)
     except AxonDeepSynthError as err:
         print(err, file=sys.stderr)

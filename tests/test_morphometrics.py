@@ -70,12 +70,28 @@ def test_no_axon_no_rows_and_no_means() -> None:
     assert cmp["gratio_mean"] is None and cmp["axon_diam_error"] is None
 
 
-ADS_COLUMNS = (  # axondeepseg_morphometrics 5.5's CSV header, in its order
-    "x0 (px),y0 (px),gratio,axon_area (um^2),axon_perimeter (um),myelin_area (um^2),"
-    "axon_diam (um),myelin_thickness (um),axonmyelin_area (um^2),axonmyelin_perimeter (um),"
-    "eccentricity,orientation,fiber_eccentricity,fiber_orientation,solidity,"
-    "image_border_touching,bbox_min_y,bbox_min_x,bbox_max_y,bbox_max_x"
-).split(",")
+ADS_COLUMNS = [
+    "x0 (px)",
+    "y0 (px)",
+    "gratio",
+    "axon_area (um^2)",
+    "axon_perimeter (um)",
+    "myelin_area (um^2)",
+    "axon_diam (um)",
+    "myelin_thickness (um)",
+    "axonmyelin_area (um^2)",
+    "axonmyelin_perimeter (um)",
+    "eccentricity",
+    "orientation",
+    "fiber_eccentricity",
+    "fiber_orientation",
+    "solidity",
+    "image_border_touching",
+    "bbox_min_y",
+    "bbox_min_x",
+    "bbox_max_y",
+    "bbox_max_x",
+]
 
 
 def test_csv_has_axondeepsegs_columns_in_its_order() -> None:

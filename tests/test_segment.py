@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from conftest import TINY_RUN, compose_cfg, overridden
@@ -223,3 +224,22 @@ def test_an_edited_model_json_is_one_line(
     assert segment.main([str(model), str(image), "--pixel-size", "0.1"]) == 2
     err = capsys.readouterr().err
     assert says in err and "Traceback" not in err
+
+
+def test_axondeepseg_folders_hold_the_image_link_and_its_pixel_size(
+    finished_run: Path, tmp_path: Path
+) -> None:
+    image = tmp_path / "in" / "field.png"
+    images.write_png(image, np.random.default_rng(0).random((60, 60)))
+    out = tmp_path / "o"
+    code = segment.main(
+        [str(finished_run / "model"), str(image), "--out", str(out), "--pixel-size", "0.07"]
+        + ["--axondeepseg"]
+    )
+    assert code == 0
+    folder = out / "field"
+    assert (folder / "field.png").resolve() == image.resolve()
+    assert float((folder / "pixel_size_in_micrometer.txt").read_text()) == pytest.approx(0.07)
+    for kind in ("axon", "myelin", "axonmyelin"):  # single-channel 8-bit, as AxonDeepSeg reads
+        mask = cv2.imread(str(folder / f"field_seg-{kind}.png"), cv2.IMREAD_UNCHANGED)
+        assert mask.dtype == np.uint8 and mask.ndim == 2 and mask.shape == (60, 60)
