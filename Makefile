@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install install-nnunet demo test test-e2e test-nnunet lint bench bench-gpu report clean
+.PHONY: install install-nnunet demo test test-e2e test-nnunet test-interop lint bench bench-gpu report clean
 
 install: $(STAMP)
 
@@ -26,14 +26,26 @@ demo: install
 
 # unit and in-process integration tests; the command-line runs are `make test-e2e`
 test: install
-	$(PY) -m pytest -q -m "not slow and not e2e"
+	$(PY) -m pytest -q -m "not slow and not e2e and not interop"
 
 test-e2e: install
-	$(PY) -m pytest -q -m "e2e and not slow"
+	$(PY) -m pytest -q -m "e2e and not slow and not interop"
 
 # nnU-Net trained, applied and exported on a tiny phantom run (about a minute on 2 cores)
 test-nnunet: install-nnunet
 	$(PY) -m pytest -q tests/test_nnunet.py
+
+# AxonDeepSeg 5.5.0 in a venv of its own (it pins torch 2.3.1 and nnunetv2 2.2.1; ~3 GB from the
+# package index, once), then its own commands on our outputs; not in CI
+ADS_VENV ?= .venv-ads
+
+$(ADS_VENV)/.installed:
+	python3 -m venv $(ADS_VENV)
+	$(ADS_VENV)/bin/python -m pip install -q axondeepseg==5.5.0
+	touch $@
+
+test-interop: install $(ADS_VENV)/.installed
+	AXONDEEPSEG_VENV=$(ADS_VENV) $(PY) -m pytest -q -m interop tests/test_interop.py
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -50,4 +62,4 @@ report: install
 	$(PY) -m axondeepsynth.report logs
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(ADS_VENV) *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,132 @@
+"""AxonDeepSeg 5.5's own commands on our outputs (`make test-interop`: its venv, built once from
+the package index, since it pins torch 2.3.1 and cannot live beside us). Skipped without it."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, SHARED, compose_cfg
+from test_segment import RUN
+
+from axondeepsynth import detection, morphometrics, segment
+from axondeepsynth.data import images
+from axondeepsynth.data.labels import AXON, from_axonmyelin
+from axondeepsynth.pipeline import run_stages
+
+VENV = Path(os.environ.get("AXONDEEPSEG_VENV", REPO / ".venv-ads")).absolute()
+pytestmark = [
+    pytest.mark.interop,
+    pytest.mark.skipif(
+        not (VENV / "bin" / "axondeepseg_morphometrics").is_file(),
+        reason=f"no AxonDeepSeg venv at {VENV} (make test-interop builds it)",
+    ),
+]
+SEM = SHARED / "sem"
+
+
+def ads(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run one of AxonDeepSeg's commands (or its python) from its venv."""
+    return subprocess.run(
+        [str(VENV / "bin" / args[0]), *args[1:]],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def ads_csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def manual_sem(tmp_path: Path, n: int = 2) -> list[tuple[Path, float]]:
+    """The first `n` shared SEM images with their manual masks, as AxonDeepSeg folders (masks
+    single-channel: one shared label is grey+alpha, which AxonDeepSeg refuses)."""
+    if not SEM.is_dir():
+        pytest.skip(f"no shared SEM data at {SEM}")
+    from axondeepsynth.data import layouts
+    from axondeepsynth.data.records import load_sample
+
+    made = []
+    for record in layouts.scan(SEM, "SEM").records[:n]:
+        sample = load_sample(record)
+        folder = tmp_path / record.name
+        images.write_png(folder / "image.png", sample.image)
+        (folder / "pixel_size_in_micrometer.txt").write_text(f"{sample.pixel_size}\n")
+        labels = sample.labels
+        images.write_png(folder / "image_seg-axon.png", ((labels == AXON) * 255).astype(np.uint8))
+        images.write_png(folder / "image_seg-myelin.png", ((labels == 1) * 255).astype(np.uint8))
+        am = np.select([labels == AXON, labels == 1], [255, 127], 0).astype(np.uint8)
+        images.write_png(folder / "image_seg-axonmyelin.png", am)
+        made.append((folder, sample.pixel_size))
+    return made
+
+
+def test_our_morphometrics_are_axondeepsegs(tmp_path: Path) -> None:
+    for folder, pixel_size in manual_sem(tmp_path):
+        done = ads("axondeepseg_morphometrics", "-i", str(folder / "image.png"), "-f", "ads.csv")
+        assert done.returncode == 0, done.stderr[-2000:]
+        (theirs_path,) = folder.rglob("ads.csv")
+        theirs = ads_csv(theirs_path)
+        labels = from_axonmyelin(images.read_mask(folder / "image_seg-axonmyelin.png"))
+        ours = morphometrics.measure(labels, pixel_size)
+        assert list(theirs[0])[: len(theirs[0])] == list(morphometrics.COLUMNS)[: len(theirs[0])]
+        assert len(ours) == len(theirs)
+        for column in ("axon_diam (um)", "myelin_thickness (um)", "axon_perimeter (um)"):
+            mine = np.mean([r[column] for r in ours])
+            its = np.mean([float(r[column]) for r in theirs])
+            assert mine == pytest.approx(its, rel=1e-3), column
+        border = [r["image_border_touching"] for r in ours]
+        assert border == [r["image_border_touching"] == "True" for r in theirs]
+
+
+def test_our_detection_scores_are_axondeepsegs(tmp_path: Path) -> None:
+    (folder, _), *_ = manual_sem(tmp_path, 1)
+    truth = images.read_mask(folder / "image_seg-axon.png") > 0
+    pred = np.roll(truth, 3, axis=1)  # shifted: some centroids leave their axon
+    pred[: pred.shape[0] // 3] = False  # a third missed
+    pred[-40:, -40:] = True  # and a false one
+    images.write_png(folder / "pred.png", (pred * 255).astype(np.uint8))
+    script = (
+        "import json, sys, imageio.v2 as io\n"
+        "from AxonDeepSeg.testing.segmentation_scoring import score_analysis\n"
+        "img, gt, pred = (io.imread(p) for p in sys.argv[1:4])\n"
+        "print(json.dumps([float(v) for v in score_analysis(img, gt, pred)]))\n"
+    )
+    done = ads(
+        "python",
+        "-c",
+        script,
+        str(folder / "image.png"),
+        str(folder / "image_seg-axon.png"),
+        str(folder / "pred.png"),
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    sensitivity, precision, diffusion = json.loads(done.stdout.strip().splitlines()[-1])
+    counts = detection.counts(pred, truth)
+    ours = detection.scores([counts])
+    assert ours["sensitivity"] == pytest.approx(sensitivity, abs=1e-6)
+    assert ours["precision"] == pytest.approx(precision, abs=1e-6)
+    assert counts["splits"] == pytest.approx(diffusion, abs=1e-6)
+
+
+def test_axondeepseg_measures_what_segment_writes(tmp_path: Path) -> None:
+    cfg = compose_cfg(*RUN, tmp=tmp_path)
+    run_stages(cfg)
+    u_root = Path(cfg.data.unlabeled.root)
+    out = tmp_path / "masks"
+    model = Path(cfg.paths.output_dir) / "model"
+    assert segment.main([str(model), str(u_root), "--out", str(out), "--axondeepseg"]) == 0
+    linked = [p for p in out.rglob("*.png") if p.is_symlink()]
+    assert linked
+    for image in linked:
+        done = ads("axondeepseg_morphometrics", "-i", str(image), "-f", "ads.csv")
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert list(image.parent.rglob("ads.csv"))
