@@ -83,6 +83,8 @@ def test_nnunet_trains_predicts_and_scores_a_tiny_phantom_run(tmp_path: Path) ->
     assert meta["backend"] == "nnunet" and meta["strategy"] == "direct"
     folder = out / "model" / Path(meta["members"][0]["checkpoint"]).parent.parent
     assert {p.name for p in folder.iterdir()} == {"dataset.json", "plans.json", "fold_0"}
+    kept = json.loads((folder / "plans.json").read_text())["configurations"]["2d"]
+    assert kept["conv_kernel_sizes"] == kept["architecture"]["arch_kwargs"]["kernel_sizes"]
     u_root = Path(cfg.data.unlabeled.root)
     masks = tmp_path / "masks"
     assert segment.main([str(out / "model"), str(u_root), "--out", str(masks)]) == 0
@@ -132,3 +134,44 @@ def test_a_killed_nnunet_fold_continues_from_its_own_checkpoint(
     run_stages(compose_cfg(*overrides, "ckpt_path=last", tmp=tmp_path))
     assert (fold / "checkpoint_final.pth").is_file()
     assert started == [2]  # the third epoch, not a fresh start
+
+
+def test_kept_plans_carry_the_flat_keys_of_older_nnunet() -> None:
+    """AxonDeepSeg 5.5's nnU-Net 2.2 reads the network from flat keys that 2.4+ moved into
+    `architecture`: the kept plans.json has both, the flat ones derived from the new."""
+    from axondeepsynth.training.nnunet import with_legacy_keys
+
+    kw = {
+        "n_stages": 3,
+        "features_per_stage": [32, 64, 128],
+        "kernel_sizes": [[3, 3], [3, 3], [3, 3]],
+        "strides": [[1, 1], [2, 2], [2, 1]],
+        "n_conv_per_stage": [2, 2, 2],
+        "n_conv_per_stage_decoder": [2, 2],
+    }
+    plans = {
+        "configurations": {
+            "2d": {
+                "patch_size": [64, 64],
+                "architecture": {
+                    "network_class_name": "dynamic_network_architectures.architectures.unet."
+                    "PlainConvUNet",
+                    "arch_kwargs": kw,
+                },
+            },
+            "3d_cascade_fullres": {"inherits_from": "3d_fullres"},
+        }
+    }
+    legacy = with_legacy_keys(plans)["configurations"]
+    assert legacy["2d"] | {} == plans["configurations"]["2d"] | {
+        "UNet_class_name": "PlainConvUNet",
+        "UNet_base_num_features": 32,
+        "unet_max_num_features": 128,
+        "conv_kernel_sizes": kw["kernel_sizes"],
+        "pool_op_kernel_sizes": kw["strides"],
+        "n_conv_per_stage_encoder": [2, 2, 2],
+        "n_conv_per_stage_decoder": [2, 2],
+        "num_pool_per_axis": [2, 1],
+    }
+    assert legacy["3d_cascade_fullres"] == {"inherits_from": "3d_fullres"}
+    assert "UNet_class_name" not in plans["configurations"]["2d"]  # the input is left alone

@@ -87,8 +87,12 @@ def _copy_proxy(ckpt: Path, into: Path, train_set: str) -> str:
     fold_dir, model_dir = ckpt.parent, ckpt.parent.parent  # nnU-Net: a model folder subset
     target = into / "nnunet" / train_set / model_dir.name
     (target / fold_dir.name).mkdir(parents=True)
-    for name in ("dataset.json", "plans.json"):
-        shutil.copy2(model_dir / name, target / name)
+    shutil.copy2(model_dir / "dataset.json", target / "dataset.json")
+    # the older nnU-Net of AxonDeepSeg 5.5 reads the network from flat keys: written beside
+    from axondeepsynth.training.nnunet import with_legacy_keys
+
+    plans = with_legacy_keys(json.loads((model_dir / "plans.json").read_text()))
+    io.write_text(target / "plans.json", json.dumps(plans, indent=2))
     shutil.copy2(ckpt, target / fold_dir.name / ckpt.name)
     return str((target / fold_dir.name / ckpt.name).relative_to(into))
 

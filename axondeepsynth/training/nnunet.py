@@ -151,3 +151,27 @@ class Proxy:
             x, {"spacing": SPACING}, None, None, True
         )
         return np.asarray(probs[:, 0], np.float32)
+
+
+def with_legacy_keys(plans: dict) -> dict:
+    """nnU-Net 2.4+ plans with the flat network keys of older releases beside `architecture`
+    (derived from its `arch_kwargs`), so nnU-Net 2.2 (AxonDeepSeg 5.5's) builds the same U-Net."""
+    out = json.loads(json.dumps(plans))
+    for conf in out.get("configurations", {}).values():
+        arch = conf.get("architecture")
+        if not arch:  # a configuration that inherits its network
+            continue
+        kw = arch["arch_kwargs"]
+        strides = kw["strides"]
+        conf.setdefault("UNet_class_name", arch["network_class_name"].rsplit(".", 1)[-1])
+        conf.setdefault("UNet_base_num_features", kw["features_per_stage"][0])
+        conf.setdefault("unet_max_num_features", max(kw["features_per_stage"]))
+        conf.setdefault("conv_kernel_sizes", kw["kernel_sizes"])
+        conf.setdefault("pool_op_kernel_sizes", strides)
+        conf.setdefault("n_conv_per_stage_encoder", kw["n_conv_per_stage"])
+        conf.setdefault("n_conv_per_stage_decoder", kw["n_conv_per_stage_decoder"])
+        conf.setdefault(
+            "num_pool_per_axis",
+            [sum(s[axis] > 1 for s in strides) for axis in range(len(strides[0]))],
+        )
+    return out
