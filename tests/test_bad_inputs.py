@@ -543,3 +543,13 @@ def test_the_same_root_twice_in_a_domain_is_refused(tmp_path: Path) -> None:
         compose_cfg(
             "+experiment=sem_real_cpu", "data.labeled.root=null", f"data.labeled.sets={sets}"
         )
+
+
+def test_an_image_the_scan_leaves_out_stops_the_run_naming_it(tmp_path: Path) -> None:
+    """A '.' in a BIDS entity value made the image drop out with a warning; now it is named."""
+    root = phantoms.write_bids_dataset(tmp_path / "sem", "SEM", n_images=2, size=32)
+    image = next(root.rglob("*_SEM.png"))
+    dotted = image.with_name(image.name.replace("sample-", "sample-data1.5"))
+    image.rename(dotted)
+    with pytest.raises(DataError, match=r"(?s)data1\.5.*'\.' inside the file name.*data1p5"):
+        load_domain(DomainConfig(root=str(root), modality="SEM"), None, "U")

@@ -81,6 +81,9 @@ def _load_dataset(
     index = layouts.scan(Path(cfg.root), cfg.modality)
     for problem in index.problems:
         log.warning("%s", problem)
+    dropped = [p for p in index.problems if p.dropped]
+    if dropped:  # an image the run would silently go without
+        raise DataError(dropped[0].path, dropped[0].problem, dropped[0].fix)
     if not index.records:
         raise DataError(
             cfg.root,

@@ -35,6 +35,7 @@ class Problem:
     path: Path
     problem: str
     fix: str = ""
+    dropped: bool = False  # the scan left this image out: a run on the dataset stops
 
     def __str__(self) -> str:
         return f"{self.path}: {self.problem}" + (f" (fix: {self.fix})" if self.fix else "")

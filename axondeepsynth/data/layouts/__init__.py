@@ -73,6 +73,7 @@ def too_long(index: DatasetIndex) -> list[Problem]:
                     f"its name ({len(record.name.encode())} bytes, with the folders it sits in) "
                     f"is too long for the files named after it ({NAME_MAX} bytes at most)",
                     "rename it or its folders shorter",
+                    dropped=True,
                 )
             )
         else:

@@ -156,11 +156,17 @@ def scan(root: Path, modality: str | None = None) -> DatasetIndex:
             continue
         entities, suffix = parse_name(image.name)
         if suffix not in MODALITIES:
+            dotted = image.name.count(".") > 1
             index.problems.append(
                 Problem(
                     image,
-                    f"unknown modality suffix '{suffix}'",
-                    f"rename to end in one of {', '.join(MODALITIES)}",
+                    "a '.' inside the file name (BIDS entity values are letters and digits)"
+                    if dotted
+                    else f"unknown modality suffix '{suffix}'",
+                    "rename it without the '.' (e.g. sample-data1p5)"
+                    if dotted
+                    else f"rename to end in one of {', '.join(MODALITIES)}",
+                    dropped=True,
                 )
             )
             continue
