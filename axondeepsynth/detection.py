@@ -1,10 +1,12 @@
 """Axon detection scored by AxonDeepSeg's rule (`testing/segmentation_scoring.score_analysis`).
 
 Each predicted axon (an 8-connected component of more than 2 pixels) is reduced to its
-centroid. A true axon holding at least one centroid is found (one hit per true axon); further
-centroids in it are splits; a centroid in no true axon is a false positive. Counts add up over
-images, so a fold's sensitivity is found / true axons and its precision found / (found + false
-positives). Imports no torch.
+centroid, truncated to whole pixels (and centroids that fall on one pixel count once), as
+AxonDeepSeg does. A true axon holding at least one centroid is found (one hit per true axon);
+further centroids in it are splits; a centroid in no true axon is a false positive. Counts add
+up over images, so a fold's sensitivity is found / true axons, its precision found / (found +
+false positives) and its diffusion splits / (found + false positives), AxonDeepSeg's three
+scores (it rounds them to 3 decimals). Imports no torch.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def counts(pred_axon: np.ndarray, true_axon: np.ndarray) -> dict[str, int]:
     kept = np.flatnonzero(area >= MIN_AREA)
     kept = kept[kept > 0]
     centres = np.asarray(ndi.center_of_mass(pred_axon, pred, kept)).reshape(-1, 2)
-    rows, cols = np.rint(centres).astype(int).T
+    rows, cols = np.unique(np.floor(centres).astype(int), axis=0).T
     hit = true[rows, cols]
     per_true = np.bincount(hit[hit > 0], minlength=n_true + 1)[1:]
     return {
@@ -38,8 +40,8 @@ def counts(pred_axon: np.ndarray, true_axon: np.ndarray) -> dict[str, int]:
 
 
 def scores(per_image: list[dict[str, int]]) -> dict[str, float | None]:
-    """Sensitivity, precision, splits per true axon and predicted over true count, of the
-    counts of several images added up (None where undefined)."""
+    """Sensitivity, precision, diffusion and predicted over true count, of the counts of
+    several images added up (None where undefined)."""
     total = {k: sum(c[k] for c in per_image) for k in ("found", "false_positives", "splits")}
     n_true = sum(c["n_true"] for c in per_image)
     n_pred = sum(c["n_pred"] for c in per_image)
@@ -47,6 +49,6 @@ def scores(per_image: list[dict[str, int]]) -> dict[str, float | None]:
     return {
         "sensitivity": total["found"] / n_true if n_true else None,
         "precision": total["found"] / claimed if claimed else None,
-        "splits_per_axon": total["splits"] / n_true if n_true else None,
+        "diffusion": total["splits"] / claimed if claimed else None,
         "count_ratio": n_pred / n_true if n_true else None,
     }

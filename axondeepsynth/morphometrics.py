@@ -32,8 +32,8 @@ from skimage.segmentation import watershed
 
 from axondeepsynth.data.labels import AXON, MYELIN
 
-# AxonDeepSeg 5.5's columns in its order (shapes of the axon; fiber_*: of axon + myelin;
-# bbox: the axon's, in px), then ours
+# AxonDeepSeg 5.5's columns in its order (shapes of the axon; fiber_* and bbox (px): of axon +
+# myelin), then ours
 COLUMNS = (
     "x0 (px)",
     "y0 (px)",
@@ -83,7 +83,7 @@ def measure(labels: np.ndarray, pixel_size: float) -> list[dict[str, float]]:
         axon_diam = 2 * math.sqrt(a_px * area / math.pi)
         fibre_diam = 2 * math.sqrt(f_px * area / math.pi)
         shape, fibre = axon_shapes[i], fibre_shapes[i]
-        min_y, min_x, max_y, max_x = shape.bbox
+        min_y, min_x, max_y, max_x = fibre.bbox
         rows.append(
             {
                 "x0 (px)": float(x),

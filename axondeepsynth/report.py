@@ -52,7 +52,7 @@ MORPHOMETRICS = [
     "axon_diam_wasserstein",
 ]
 # axon detection by AxonDeepSeg's rule (detection.py), mean and std over folds
-DETECTION = ["sensitivity", "precision", "splits_per_axon", "count_ratio", "unmyelinated"]
+DETECTION = ["sensitivity", "precision", "diffusion", "count_ratio", "unmyelinated"]
 DETECTION_COLUMNS = [f"{name}_{stat}" for name in DETECTION for stat in ("mean", "std")]
 _RERUN = "re-run the evaluate stage of that job, or delete the file"
 
@@ -331,8 +331,8 @@ def _detection_lines(series: dict, pairs: list, cells: dict) -> list[str]:
     for pair in pairs:
         lines += [
             "",
-            f"| {pair[0]} → {pair[1]} | sensitivity | precision | splits per true axon "
-            "| axons / true | axons without myelin |",
+            f"| {pair[0]} → {pair[1]} | sensitivity | precision | diffusion (splits per claimed "
+            "axon) | axons / true | axons without myelin |",
             "| --- | ---: | ---: | ---: | ---: | ---: |",
         ]
         for key, label in series.items():

@@ -28,7 +28,7 @@ def test_found_split_missed_false_positive_and_specks() -> None:
     scores = detection.scores([counts, counts])
     assert scores["sensitivity"] == pytest.approx(2 / 3)
     assert scores["precision"] == pytest.approx(2 / 3)
-    assert scores["splits_per_axon"] == pytest.approx(1 / 3)
+    assert scores["diffusion"] == pytest.approx(1 / 3)
     assert scores["count_ratio"] == pytest.approx(4 / 3)
 
 
@@ -41,6 +41,6 @@ def test_axons_touching_at_a_corner_are_one_and_empty_masks_score_none() -> None
     assert detection.scores([empty]) == {
         "sensitivity": None,
         "precision": None,
-        "splits_per_axon": None,
+        "diffusion": None,
         "count_ratio": None,
     }

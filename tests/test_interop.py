@@ -28,6 +28,16 @@ pytestmark = [
     ),
 ]
 SEM = SHARED / "sem"
+AXON_ONLY = {
+    "x0 (px)",
+    "y0 (px)",
+    "axon_area (um^2)",
+    "axon_perimeter (um)",
+    "axon_diam (um)",
+    "eccentricity",
+    "orientation",
+    "solidity",
+}
 
 
 def ads(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -73,16 +83,27 @@ def test_our_morphometrics_are_axondeepsegs(tmp_path: Path) -> None:
     for folder, pixel_size in manual_sem(tmp_path):
         done = ads("axondeepseg_morphometrics", "-i", str(folder / "image.png"), "-f", "ads.csv")
         assert done.returncode == 0, done.stderr[-2000:]
-        (theirs_path,) = folder.rglob("ads.csv")
+        (theirs_path,) = folder.glob("*ads.csv")  # it prefixes the image's name
         theirs = ads_csv(theirs_path)
         labels = from_axonmyelin(images.read_mask(folder / "image_seg-axonmyelin.png"))
         ours = morphometrics.measure(labels, pixel_size)
-        assert list(theirs[0])[: len(theirs[0])] == list(morphometrics.COLUMNS)[: len(theirs[0])]
+        columns = [c for c in theirs[0] if c]  # its first column is pandas' unnamed index
+        assert columns == list(morphometrics.COLUMNS)[: len(columns)]
         assert len(ours) == len(theirs)
-        for column in ("axon_diam (um)", "myelin_thickness (um)", "axon_perimeter (um)"):
-            mine = np.mean([r[column] for r in ours])
-            its = np.mean([float(r[column]) for r in theirs])
-            assert mine == pytest.approx(its, rel=1e-3), column
+        for column in columns:  # axon by axon, in the same order (both label axons alike)
+            if column == "image_border_touching":
+                continue
+            mine = np.array([float(r[column]) for r in ours])
+            its = np.array([float(r[column]) for r in theirs])
+            same = np.isclose(mine, its, rtol=1e-6, atol=1e-6)
+            if column in AXON_ONLY:  # the axon's shapes agree everywhere
+                assert same.all(), column
+                continue
+            # the fibres' of most axons (the myelin between touching fibres is shared out a
+            # little differently), and their means to 1e-3 (but for an angle's)
+            assert same.mean() >= 0.8, column
+            if column != "fiber_orientation":
+                assert mine.mean() == pytest.approx(its.mean(), rel=1e-3), column
         border = [r["image_border_touching"] for r in ours]
         assert border == [r["image_border_touching"] == "True" for r in theirs]
 
@@ -110,11 +131,10 @@ def test_our_detection_scores_are_axondeepsegs(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     sensitivity, precision, diffusion = json.loads(done.stdout.strip().splitlines()[-1])
-    counts = detection.counts(pred, truth)
-    ours = detection.scores([counts])
-    assert ours["sensitivity"] == pytest.approx(sensitivity, abs=1e-6)
-    assert ours["precision"] == pytest.approx(precision, abs=1e-6)
-    assert counts["splits"] == pytest.approx(diffusion, abs=1e-6)
+    ours = detection.scores([detection.counts(pred, truth)])
+    assert ours["sensitivity"] == pytest.approx(sensitivity, abs=5e-4)  # it rounds to 3 places
+    assert ours["precision"] == pytest.approx(precision, abs=5e-4)
+    assert ours["diffusion"] == pytest.approx(diffusion, abs=5e-5)  # to 4 places
 
 
 def test_axondeepseg_measures_what_segment_writes(tmp_path: Path) -> None:
@@ -129,4 +149,4 @@ def test_axondeepseg_measures_what_segment_writes(tmp_path: Path) -> None:
     for image in linked:
         done = ads("axondeepseg_morphometrics", "-i", str(image), "-f", "ads.csv")
         assert done.returncode == 0, done.stderr[-2000:]
-        assert list(image.parent.rglob("ads.csv"))
+        assert list(image.parent.glob("*ads.csv"))
