@@ -145,8 +145,9 @@ def evaluate_fold(
         measured = measure_fibres(pred, sample, out)
         fibres += measured
         if sample.labels is not None:
-            whole = morphometrics.inner(measured)
-            unmyelinated = len(whole) - len(morphometrics.myelinated(measured))
+            unmyelinated = len(morphometrics.inner(measured)) - len(
+                morphometrics.myelinated(measured)
+            )
             found.append(detection.counts(pred == AXON, sample.labels == AXON))
             found[-1]["unmyelinated"] = unmyelinated
             per_image[sample.key] = {
