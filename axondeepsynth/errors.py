@@ -9,6 +9,10 @@ class AxonDeepSynthError(Exception):
     """An error the user can fix; entry points print it without a traceback."""
 
 
+class Terminated(BaseException):
+    """SIGTERM outside training: finished files are kept and the re-run resumes from them."""
+
+
 class DataError(AxonDeepSynthError):
     """A dataset file is missing, unreadable or inconsistent."""
 

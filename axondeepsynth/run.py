@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
 
 import hydra
 from omegaconf import DictConfig
 
 from axondeepsynth.config import register, validate
-from axondeepsynth.errors import AxonDeepSynthError
+from axondeepsynth.errors import AxonDeepSynthError, Terminated
 
 log = logging.getLogger("axondeepsynth")
 register()
@@ -32,7 +33,10 @@ def main(cfg: DictConfig) -> float | None:
     try:
         config = validate(cfg)
         from axondeepsynth.pipeline import run_stages
+        from axondeepsynth.pipeline.trainer import on_sigterm
 
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, on_sigterm)
         return run_stages(config)
     except AxonDeepSynthError as err:
         log.error("%s", err)
@@ -53,6 +57,9 @@ def main(cfg: DictConfig) -> float | None:
     except KeyboardInterrupt:  # outside training, or a second Ctrl-C
         log.warning(f"stopped by Ctrl-C; finished files are kept; {_resume_hint()}")
         sys.exit(128 + signal.SIGINT)
+    except Terminated:  # SIGTERM outside training
+        log.warning(f"stopped by SIGTERM; finished files are kept; {_resume_hint()}")
+        sys.exit(128 + signal.SIGTERM)
 
 
 if __name__ == "__main__":

@@ -171,3 +171,51 @@ def test_resume_skips_a_truncated_checkpoint_and_names_it(tmp_path: Path, caplog
     (tmp_path / "last.ckpt").write_bytes(b"")
     assert resume_from(tmp_path) is None
     assert resume_from(tmp_path / "absent") is None
+
+
+SIGTERM_AFTER_PREPARE = """
+import os, runpy, signal, sys, time
+import axondeepsynth.pipeline as pipeline
+real = pipeline.STAGE_FUNCTIONS["prepare"]
+def prepare_then_sigterm(run):
+    real(run)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(30)
+    sys.exit("SIGTERM did not stop the run")
+pipeline.STAGE_FUNCTIONS["prepare"] = prepare_then_sigterm
+runpy.run_module("axondeepsynth.run", run_name="__main__")
+"""
+
+
+def test_sigterm_outside_training_keeps_finished_stages_and_says_how_to_resume(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM between or inside stages that do not train (translation, evaluation): exit 143
+    with the same resume line Ctrl-C gives; what finished is kept and the re-run completes."""
+    args = [
+        "+experiment=demo",
+        "stages=[prepare]",
+        "logger=none",
+        f"paths.root_dir={tmp_path}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    stopped = subprocess.run(
+        [sys.executable, "-c", SIGTERM_AFTER_PREPARE, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = stopped.stderr + stopped.stdout
+    assert stopped.returncode == 143, output[-2000:]
+    assert "stopped by SIGTERM; finished files are kept" in output
+    assert f"hydra.run.dir={tmp_path / 'run'}" in output and "Traceback" not in output
+    assert (tmp_path / "run" / "data_summary.json").is_file()  # what prepare finished
+    again = subprocess.run(
+        [sys.executable, "-m", "axondeepsynth.run", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stderr[-2000:]

@@ -21,7 +21,7 @@ from pytorch_lightning.plugins import TorchCheckpointIO
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from axondeepsynth.config import Config
-from axondeepsynth.errors import ConfigError
+from axondeepsynth.errors import ConfigError, Terminated
 from axondeepsynth.io import write_bytes
 from axondeepsynth.lightning_internals import relaunches_script
 
@@ -54,9 +54,18 @@ def resume_from(checkpoints: Path) -> str | None:
 
 
 class Stop:
-    """The signal that stopped training last: the exit status is 128 + its number."""
+    """The signal that stopped the run: the exit status is 128 + its number. While a trainer
+    fits, Lightning's own SIGTERM handler stops it at a batch boundary and saves."""
 
     signum: int = signal.SIGTERM
+    fitting: bool = False
+
+
+def on_sigterm(signum: int, frame) -> None:
+    """The run's SIGTERM handler: Lightning chains it behind its own while fitting."""
+    if not Stop.fitting:
+        Stop.signum = signal.SIGTERM
+        raise Terminated
 
 
 class StopCheckpoint(OnExceptionCheckpoint):
@@ -73,6 +82,12 @@ class CtrlCAsSigterm(pl.Callback):
     """A first Ctrl-C in training does what SIGTERM does: finish the batch, save, exit (130); a
     second one stops at once. Installed once Lightning's own SIGTERM handler is in place; Lightning
     restores the previous SIGINT handler when fitting ends."""
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        Stop.fitting = stage == "fit"
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        Stop.fitting = False
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         Stop.signum = signal.SIGTERM
