@@ -146,7 +146,7 @@ def test_slurm_launcher_config_composes() -> None:
 
 def test_unwritable_or_full_output_fails_before_work(tmp_path: Path) -> None:
     from axondeepsynth.errors import AxonDeepSynthError
-    from axondeepsynth.pipeline import check_output_dir
+    from axondeepsynth.run_dir import check_output_dir
 
     check_output_dir(tmp_path / "run", min_free_gb=0.0)
     with pytest.raises(AxonDeepSynthError, match="GB free"):
@@ -155,6 +155,29 @@ def test_unwritable_or_full_output_fails_before_work(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(AxonDeepSynthError, match="cannot write the run directory"):
         check_output_dir(blocker / "run", min_free_gb=0.0)
+
+
+@pytest.mark.parametrize("multirun", [False, True])
+def test_an_unwritable_run_dir_stops_in_one_line_before_hydra_logs_there(
+    tmp_path: Path, multirun: bool
+) -> None:
+    blocker = tmp_path / "file"  # a path under a file: unwritable even for root
+    blocker.write_text("")
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    result = run_module(
+        "axondeepsynth.run",
+        *(["-m"] if multirun else []),
+        "+experiment=demo",
+        "stages=[prepare]",
+        "logger=none",
+        f"paths.root_dir={tmp_path}",
+        f"{key}={blocker}/run",
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "NotADirectoryError" not in result.stderr
+    assert f"{blocker}/run: cannot write the run directory" in result.stderr
+    assert f"fix: pass {key}=" in result.stderr
+    assert not (tmp_path / "data").exists()  # nothing generated before the stop
 
 
 @pytest.mark.e2e

@@ -5,15 +5,14 @@ devices (spawned for that stage's fit only); everything else runs once."""
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 from axondeepsynth.config import Config
-from axondeepsynth.errors import AxonDeepSynthError
 from axondeepsynth.pipeline import evaluate, prepare, train_segmenter, train_translator, translate
 from axondeepsynth.pipeline.context import Run
 from axondeepsynth.pipeline.trainer import logger_files_in
+from axondeepsynth.run_dir import check_output_dir
 from axondeepsynth.strategies import shown_translations
 
 log = logging.getLogger(__name__)
@@ -25,27 +24,6 @@ STAGE_FUNCTIONS: dict[str, Callable[[Run], None]] = {
     "train_segmenter": train_segmenter.run,
     "evaluate": evaluate.run,
 }
-
-
-def check_output_dir(out: Path, min_free_gb: float) -> None:
-    """Fail before any work if the run directory cannot be written or its disk is nearly full."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write_test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise AxonDeepSynthError(
-            f"{out}: cannot write the run directory ({err.strerror})\n"
-            "  fix: pass hydra.run.dir=/a/writable/folder"
-        ) from None
-    free_gb = shutil.disk_usage(out).free / 2**30
-    if free_gb < min_free_gb:
-        raise AxonDeepSynthError(
-            f"{out}: only {free_gb:.1f} GB free, {min_free_gb} GB needed\n"
-            "  fix: free space, pick another hydra.run.dir, or lower "
-            "paths.min_free_gb"
-        )
 
 
 def run_stages(cfg: Config) -> float | None:
