@@ -32,7 +32,7 @@ from axondeepsynth import io, postprocess
 from axondeepsynth.config import PostprocessConfig
 from axondeepsynth.data import images, layouts
 from axondeepsynth.data.labels import to_masks
-from axondeepsynth.data.records import ImageRecord, Sample, load_sample
+from axondeepsynth.data.records import ImageRecord, Sample, load_sample, no_pixel_size
 from axondeepsynth.data.resample import resample, scale_factor
 from axondeepsynth.errors import AxonDeepSynthError
 from axondeepsynth.pipeline.export import MODEL_FILE
@@ -136,10 +136,7 @@ def refusals(jobs: list[Job], pixel_size: float | None) -> list[str]:
     for job in jobs:
         r = job.record
         if r.pixel_size is None and pixel_size is None:
-            lines.append(
-                f"{r.image}: no pixel size (looked in {r.pixel_size_from}); pass "
-                "--pixel-size <µm per pixel>"
-            )
+            lines.append(f"{r.image}: {no_pixel_size(r)}; pass --pixel-size <µm per pixel>")
         first = job.out / f"{r.name}{OUTPUTS[0]}"
         if first in taken:
             lines.append(

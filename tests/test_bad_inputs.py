@@ -252,6 +252,8 @@ def test_bad_dataset_stops_inspect_and_run_with_one_named_line(tmp_path: Path, c
     out = ran.stdout + ran.stderr
     assert ran.returncode == 2 and "Traceback" not in out, out[-2000:]
     assert culprit in out and problem in out and "fix:" in out
+    error = next(line for line in out.splitlines() if "[ERROR]" in line)
+    assert problem in error, error  # the reason is in the error, not only in a warning above it
     assert {p: p.read_bytes() for p in data.rglob("*") if p.is_file()} == before
 
 

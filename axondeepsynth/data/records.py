@@ -24,6 +24,7 @@ class ImageRecord:
     modality: str | None = None
     pixel_size: float | None = None  # µm per pixel
     pixel_size_from: str = ""  # the file it came from, or where it was looked for
+    pixel_size_problem: str = ""  # why none was taken from there
     labels: dict[str, Path] = field(default_factory=dict)  # axon|myelin|axonmyelin|index -> mask
     index_labels: dict[int, int] = field(default_factory=dict)  # 'index' mask value -> class
 
@@ -151,13 +152,20 @@ def check_mask_shape(record: ImageRecord, labels: np.ndarray | None, shape: tupl
         )
 
 
+def no_pixel_size(record: ImageRecord) -> str:
+    """Why a record has no pixel size: the reason its source gave, or where it was looked for."""
+    if record.pixel_size_problem:
+        return f"no pixel size: {record.pixel_size_problem} (in {record.pixel_size_from})"
+    return f"no pixel size (looked in {record.pixel_size_from})"
+
+
 def load_sample(record: ImageRecord, pixel_size: float | None = None) -> Sample:
     """Decode a record; `pixel_size` (µm) replaces a missing one from the dataset."""
     ps = record.pixel_size if record.pixel_size is not None else pixel_size
     if ps is None:
         raise DataError(
             record.image,
-            f"no pixel size (looked in {record.pixel_size_from})",
+            no_pixel_size(record),
             "add it there, or give the domain's pixel size in µm in the config "
             "(data.labeled.pixel_size=... or data.unlabeled.pixel_size=...)",
         )

@@ -72,6 +72,7 @@ def scan(root: Path, modality: str | None = None) -> DatasetIndex:
                     modality=modality,
                     pixel_size=pixel_size,
                     pixel_size_from=str(folder / PIXEL_SIZE_FILE),
+                    pixel_size_problem=problem.problem if problem else "",
                     labels={k: p for k, p in labels.items() if _is_file(p)},
                 )
             )

@@ -185,6 +185,7 @@ def scan(root: Path, modality: str | None = None) -> DatasetIndex:
                 modality=suffix,
                 pixel_size=pixel_size,
                 pixel_size_from=source,
+                pixel_size_problem=problem.problem if problem else "",
                 labels=labels.pop(stem, {}),
             )
         )

@@ -106,6 +106,7 @@ def scan(root: Path, modality: str | None = None) -> DatasetIndex:
             label = root / "labelsTr" / f"{case}{ending}"
             size = sizes.get(case)
             problem = None if size is None else pixel_size_problem(size, meta_path, _FIX)
+            reason = problem.problem if problem is not None else ""
             if problem is not None:
                 index.problems.append(replace(problem, problem=f"{case}: {problem.problem}"))
                 size = None
@@ -120,6 +121,7 @@ def scan(root: Path, modality: str | None = None) -> DatasetIndex:
                     modality=modality,
                     pixel_size=size,
                     pixel_size_from=f"{meta_path} pixel_size_um.{case}",
+                    pixel_size_problem=reason,
                     labels={"index": label} if label.is_file() else {},
                     index_labels=value_to_class,
                 )
