@@ -290,6 +290,17 @@ def test_bad_nnunet_dataset_json_is_a_problem(tmp_path: Path, meta, expected: st
     assert expected in problems and "fix:" in problems
 
 
+@pytest.mark.parametrize("meta", ["{", "[1, 2]"])
+def test_a_domain_left_without_images_by_broken_metadata_names_the_metadata(
+    tmp_path: Path, meta: str
+) -> None:
+    write_png(tmp_path / "imagesTr" / "c_0000.png", np.zeros((32, 32), np.uint8))
+    (tmp_path / "dataset.json").write_text(meta)
+    with pytest.raises(DataError) as err:
+        load_domain(DomainConfig(root=str(tmp_path)), None, "U")
+    assert err.value.path.name == "dataset.json" and "so domain U has no images" in str(err.value)
+
+
 def rings(size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """0/255 axon and myelin masks of two myelinated axons."""
     yy, xx = np.mgrid[:size, :size]

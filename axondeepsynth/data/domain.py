@@ -84,6 +84,9 @@ def _load_dataset(
     dropped = [p for p in index.problems if p.dropped]
     if dropped:  # an image the run would silently go without
         raise DataError(dropped[0].path, dropped[0].problem, dropped[0].fix)
+    if not index.records and index.problems:  # what left the domain without images
+        first = index.problems[0]
+        raise DataError(first.path, f"{first.problem}, so domain {name} has no images", first.fix)
     if not index.records:
         raise DataError(
             cfg.root,
