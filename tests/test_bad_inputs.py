@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import pytorch_lightning as pl
@@ -345,6 +346,26 @@ def test_masks_with_unexpected_values_are_named_not_misread(
     record = layouts.scan(folder).records[0]
     with pytest.raises(DataError, match=expected.replace("[", r"\[").replace("]", r"\]")):
         load_sample(record)
+
+
+@pytest.mark.parametrize("kind", ["axonmyelin", "axon"])
+def test_a_mask_stored_as_jpeg_is_refused_whatever_its_name(tmp_path: Path, kind: str) -> None:
+    """JPEG moves a mask's values at every edge; a 0/255 mask would even pass thresholding."""
+    axon, myelin = rings()
+    masks = {"axon": axon, "myelin": myelin}
+    if kind == "axonmyelin":
+        masks = {kind: np.where(axon > 0, 255, np.where(myelin > 0, 127, 0)).astype(np.uint8)}
+    image = np.full((64, 64), 90, np.uint8)
+    folder = ads_folder(tmp_path, image, **masks)
+    _, jpeg = cv2.imencode(".jpg", masks[kind], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    (folder / f"image_seg-{kind}.png").write_bytes(jpeg.tobytes())
+    with pytest.raises(DataError, match="mask is a JPEG file") as err:
+        load_sample(layouts.scan(folder).records[0])
+    assert err.value.path.name == f"image_seg-{kind}.png" and "losslessly" in str(err.value)
+    # an image stored as JPEG is read for what it holds, whatever its name
+    _, jpeg = cv2.imencode(".jpg", image)
+    (folder / "image.png").write_bytes(jpeg.tobytes())
+    assert abs(float(images.read_image(folder / "image.png").mean()) - 90 / 255) < 0.01
 
 
 @pytest.mark.parametrize(

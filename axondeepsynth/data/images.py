@@ -18,6 +18,7 @@ from axondeepsynth.io import write_bytes
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 _TIFF = (".tif", ".tiff")
+_JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,14 @@ def read_mask(path: Path | str) -> np.ndarray:
     values above 255 (a 16-bit 0/1/2 or 0/127/255 mask keeps its values)."""
     path = Path(path)
     raw = _decode(path)
+    with path.open("rb") as f:
+        if f.read(3) == _JPEG_MAGIC:  # whatever its name says
+            raise DataError(
+                path,
+                "this mask is a JPEG file, whose lossy compression changed its values at every "
+                "edge",
+                "export the mask losslessly, as PNG or TIFF",
+            )
     gray = _to_gray(raw, path, bgr=path.suffix.lower() not in _TIFF)
     if raw.dtype == np.uint16 and gray.max() > 255:
         gray = gray / 257.0
