@@ -767,7 +767,3 @@ def _validate_translator(obj: Config) -> None:
         "ranks on this node",
         "use one node with several devices (trainer=ddp)",
     )
-    if "train_translator" in obj.stages:
-        from axondeepsynth.training import translators
-
-        translators.get(m.name).check(obj)

@@ -20,6 +20,7 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 
 torch.set_num_threads(int(THREADS))
 
+from axondeepsynth import pipeline  # noqa: E402
 from axondeepsynth.config import Config, register, validate  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,7 +66,9 @@ def compose_cfg(*overrides: str, tmp: Path = Path("/tmp/ads")) -> Config:
         cfg = compose(
             "config", [f"paths.root_dir={tmp}", f"paths.output_dir={tmp}/out", *overrides]
         )
-    return validate(cfg)
+    config = validate(cfg)
+    pipeline.check(config)
+    return config
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from axondeepsynth import report
+from axondeepsynth import findings, report
 from axondeepsynth.pipeline.evaluate import confidence, image_confidence
 
 
@@ -42,9 +42,9 @@ def test_the_report_lists_the_least_confident_images_first(tmp_path: Path) -> No
         "path": str(tmp_path / "results.json"),
         "strategies": {"tutorship": {"folds": {"0": fold}}},
     }
-    text = report.to_check([record], n=2)
+    text = findings.to_check([record], n=2)
     assert "tutorship: b (fold 0: 0.610, axon Dice 0.400), c (fold 0: 0.720)" in text
-    assert report.to_check([json.loads(json.dumps({**record, "strategies": {}}))]) == ""
+    assert findings.to_check([json.loads(json.dumps({**record, "strategies": {}}))]) == ""
 
 
 def _record(labelled: bool) -> dict:
@@ -65,7 +65,7 @@ def _record(labelled: bool) -> dict:
 
 
 def test_the_recommendation_never_reads_u_labels() -> None:
-    with_labels, without = report.recommend([_record(True)]), report.recommend([_record(False)])
+    with_labels, without = findings.recommend([_record(True)]), findings.recommend([_record(False)])
     assert "recommended **tutorship**" in without and "oracle" not in without
     assert (
         with_labels.splitlines()[1]
@@ -149,7 +149,7 @@ def test_the_recommendation_follows_agreement_where_it_was_measured() -> None:
         }.items():
             for fold in record["strategies"][name]["folds"].values():
                 fold["agreement"] = score
-        records[labelled] = report.recommend([record])
+        records[labelled] = findings.recommend([record])
     assert "recommended **fused**, the other strategies' pseudo labels agree" in records[False]
     assert records[True].splitlines()[1].startswith(records[False].splitlines()[1])
 

@@ -14,7 +14,7 @@ import torch
 from conftest import compose_cfg, write_png
 from torch.utils.data import DataLoader
 
-from axondeepsynth import report
+from axondeepsynth import findings, report
 from axondeepsynth.config import AugmentConfig, DatasetConfig, DomainConfig
 from axondeepsynth.data import layouts, phantoms
 from axondeepsynth.data.datamodules import SegmentationDataModule
@@ -168,7 +168,7 @@ def test_two_dataset_pipeline_and_the_oracle_scored_only_on_held_out_images(
     overlays = {p.name.split("_")[2] for p in (out / "overlays").glob("tutorship_fold0_*.png")}
     assert overlays == {"best", "worst"}
     # the report picks each strategy's worst and best image over all folds for one picture
-    found = report.extremes(report.collect([out]))
+    found = findings.extremes(findings.collect([out]))
     assert set(found) == {"tutorship", "oracle"} and all(
         set(t) == {"worst", "best"} for t in found.values()
     )

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from axondeepsynth import report
+from axondeepsynth import findings
 from axondeepsynth.training.proxy import resized
 
 TINY = [
@@ -75,7 +75,7 @@ def test_two_fold_sweep_end_to_end(tmp_path: Path) -> None:
         assert [n.split("_")[2] for n in names] == ["best", "worst"]
         split = json.loads((job / "seg" / "L" / f"fold{fold}" / "split.json").read_text())
         assert split["fold"] == fold and not set(split["train"]) & set(split["val"])
-    rows = report.aggregate(report.collect([jobs[0].parent]))
+    rows = findings.aggregate(findings.collect([jobs[0].parent]))
     assert {r["strategy"]: r["n_folds"] for r in rows} == {
         "direct": 2,
         "tutorship": 2,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from axondeepsynth import report
+from axondeepsynth import findings, report
 from axondeepsynth.errors import DataError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -73,9 +73,9 @@ def by_strategy(rows: list[dict]) -> dict[str, dict]:
 
 
 def test_aggregate_mean_and_sample_std_over_folds(sweep: Path) -> None:
-    records = report.collect([sweep])
+    records = findings.collect([sweep])
     assert len(records) == 2 and all(Path(r["path"]).name == "results.json" for r in records)
-    rows = report.aggregate(records)
+    rows = findings.aggregate(records)
     assert [r["strategy"] for r in rows] == ["direct", "tutorship"]  # paper order
     tut = by_strategy(rows)["tutorship"]
     assert (tut["target"], tut["source"], tut["config_hash"]) == ("SEM", "TEM", "9f2c1e0a")
@@ -91,13 +91,13 @@ def test_aggregate_mean_and_sample_std_over_folds(sweep: Path) -> None:
 
 def test_single_fold_has_zero_std(tmp_path: Path) -> None:
     results(tmp_path / "run", {"adaptation": {"0": fold(0.9, 0.8, n_images=5)}})
-    (row,) = report.aggregate(report.collect([tmp_path / "run"]))
+    (row,) = findings.aggregate(findings.collect([tmp_path / "run"]))
     assert (row["n_folds"], row["n_images"], row["axon_std"]) == (1, 5, 0.0)
 
 
 def test_duplicated_fold_counted_once(sweep: Path, tmp_path: Path, capsys) -> None:
     results(tmp_path / "rerun", {"tutorship": {"0": fold(0.7, 0.6)}})  # same hash, same numbers
-    rows = report.aggregate(report.collect([sweep, tmp_path / "rerun"]))
+    rows = findings.aggregate(findings.collect([sweep, tmp_path / "rerun"]))
     assert by_strategy(rows)["tutorship"]["n_folds"] == 2
     assert by_strategy(rows)["tutorship"]["axon_mean"] == pytest.approx(0.75)
     assert "warning" not in capsys.readouterr().err
@@ -105,7 +105,7 @@ def test_duplicated_fold_counted_once(sweep: Path, tmp_path: Path, capsys) -> No
 
 def test_conflicting_duplicate_warns_and_keeps_first(sweep: Path, tmp_path: Path, capsys) -> None:
     results(tmp_path / "zz", {"tutorship": {"1": fold(0.2, 0.1)}})
-    rows = report.aggregate(report.collect([sweep, tmp_path / "zz"]))
+    rows = findings.aggregate(findings.collect([sweep, tmp_path / "zz"]))
     tut = by_strategy(rows)["tutorship"]
     assert tut["n_folds"] == 2 and tut["axon_mean"] == pytest.approx(0.75)
     err = capsys.readouterr().err
@@ -114,21 +114,21 @@ def test_conflicting_duplicate_warns_and_keeps_first(sweep: Path, tmp_path: Path
 
 def test_different_config_hashes_stay_apart(sweep: Path, tmp_path: Path) -> None:
     results(tmp_path / "other", {"tutorship": {"0": fold(0.3, 0.2)}}, config_hash="abcdef12")
-    rows = report.aggregate(report.collect([sweep, tmp_path / "other"]))
+    rows = findings.aggregate(findings.collect([sweep, tmp_path / "other"]))
     tut = [r for r in rows if r["strategy"] == "tutorship"]
     assert sorted((r["config_hash"], r["n_folds"]) for r in tut) == [
         ("9f2c1e0a", 2),
         ("abcdef12", 1),
     ]
-    table = report.markdown(rows)
+    table = findings.markdown(rows)
     assert "tutorship [9f2c1e0a]" in table and "tutorship [abcdef12]" in table
     assert "| direct |" in table  # unambiguous strategies keep a plain label
 
 
 def test_markdown_table(sweep: Path, tmp_path: Path) -> None:
     results(tmp_path / "bf", {"tutorship": {"0": fold(0.6, 0.5)}}, "1234abcd", target="BF")
-    rows = report.aggregate(report.collect([sweep, tmp_path / "bf"]))
-    table = report.markdown(rows)
+    rows = findings.aggregate(findings.collect([sweep, tmp_path / "bf"]))
+    table = findings.markdown(rows)
     lines = table.splitlines()
     assert "TEM → SEM axon Dice" in lines[0] and "TEM → BF myelin Dice" in lines[0]
     tutorship = next(line for line in lines if line.startswith("| tutorship |"))
@@ -140,9 +140,9 @@ def test_markdown_table(sweep: Path, tmp_path: Path) -> None:
 
 
 def test_table_for_logging_matches_csv(sweep: Path, tmp_path: Path) -> None:
-    rows = report.aggregate(report.collect([sweep]))
-    columns, data = report.table_for_logging(rows)
-    assert columns[: len(report.COLUMNS)] == report.COLUMNS and "val/cycle_l/ssim" in columns
+    rows = findings.aggregate(findings.collect([sweep]))
+    columns, data = findings.table_for_logging(rows)
+    assert columns[: len(findings.COLUMNS)] == findings.COLUMNS and "val/cycle_l/ssim" in columns
     assert len(data) == 2 and all(len(line) == len(columns) for line in data)
     out = report.write_report(rows, tmp_path / "report")
     with (out / "table.csv").open() as f:
@@ -156,7 +156,7 @@ def test_table_for_logging_matches_csv(sweep: Path, tmp_path: Path) -> None:
 
 def test_write_report_files_and_chart(sweep: Path, tmp_path: Path) -> None:
     results(tmp_path / "bf", {"tutorship": {"0": fold(0.6, 0.5)}}, "1234abcd", target="BF")
-    rows = report.aggregate(report.collect([sweep, tmp_path / "bf"]))
+    rows = findings.aggregate(findings.collect([sweep, tmp_path / "bf"]))
     out = report.write_report(rows, tmp_path / "report")
     assert out == tmp_path / "report"
     assert sorted(p.name for p in out.iterdir()) == [
@@ -171,11 +171,11 @@ def test_write_report_files_and_chart(sweep: Path, tmp_path: Path) -> None:
     assert width > 600 and height > 400
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["rows"]) == 3
-    assert (out / "table.md").read_text() == report.markdown(rows)
+    assert (out / "table.md").read_text() == findings.markdown(rows)
 
 
 def test_never_overwrites(sweep: Path, tmp_path: Path, capsys) -> None:
-    rows = report.aggregate(report.collect([sweep]))
+    rows = findings.aggregate(findings.collect([sweep]))
     first = report.write_report(rows, tmp_path / "report")
     before = (first / "table.md").read_bytes()
     second = report.write_report(rows[:1], tmp_path / "report")
@@ -218,7 +218,7 @@ def test_corrupt_json_exits_2_naming_file(sweep: Path, capsys) -> None:
 def test_wrong_schema_names_file(tmp_path: Path) -> None:
     path = results(tmp_path / "run", {"tutorship": {"0": {"mean": {"axon": 0.5}}}})
     with pytest.raises(DataError, match="lacks mean axon/myelin") as err:
-        report.collect([tmp_path / "run"])
+        findings.collect([tmp_path / "run"])
     assert err.value.path == path
 
 
@@ -255,12 +255,12 @@ def test_morphometrics_are_averaged_over_folds_and_tabled(tmp_path: Path) -> Non
             }
         },
     )
-    (row,) = report.aggregate(report.collect([tmp_path / "run"]))
+    (row,) = findings.aggregate(findings.collect([tmp_path / "run"]))
     assert row["gratio_mean"] == pytest.approx(0.69) and row["gratio_error"] == pytest.approx(0.03)
     assert row["axon_diam_wasserstein"] is None
-    table = report.markdown([row])
+    table = findings.markdown([row])
     assert "| tutorship | 0.690 (0.700) | 0.030 | 0.050 | 1.200 (1.000) | 0.200 | – |" in table
-    columns, data = report.table_for_logging([row])
+    columns, data = findings.table_for_logging([row])
     assert data[0][columns.index("gratio_error")] == pytest.approx(0.03)
 
 
@@ -270,10 +270,10 @@ def test_the_two_backends_sit_side_by_side(tmp_path: Path) -> None:
     results(tmp_path / "b", {"tutorship": {"0": fold(0.8, 0.7)}}, "bbbb")
     record = json.loads((tmp_path / "b" / "results.json").read_text())
     (tmp_path / "b" / "results.json").write_text(json.dumps(record | {"backend": "nnunet"}))
-    rows = report.aggregate(report.collect([tmp_path / "a", tmp_path / "b"]))
+    rows = findings.aggregate(findings.collect([tmp_path / "a", tmp_path / "b"]))
     assert [(r["strategy"], r["backend"]) for r in rows] == [
         ("tutorship", "lightning"),
         ("tutorship", "nnunet"),
     ]
-    table = report.markdown(rows)
+    table = findings.markdown(rows)
     assert "| tutorship | 0.700" in table and "| tutorship (nnunet) | 0.800" in table

@@ -54,7 +54,7 @@ class Identity(pl.LightningModule):
         self.metrics = TranslationMetrics()
 
     @classmethod
-    def check(cls, cfg: Config) -> None:
+    def check(cls, cfg, *, tile: int, batch: int, sampler: str | None, samples: int) -> None:
         pass
 
     def inference_networks(self) -> nn.ModuleDict:

@@ -11,7 +11,7 @@ import pytest
 from conftest import compose_cfg, overridden
 from test_segment import RUN
 
-from axondeepsynth import report, translator_check
+from axondeepsynth import findings, translator_check
 from axondeepsynth.data import images
 from axondeepsynth.data.labels import from_axonmyelin
 from axondeepsynth.errors import ConfigError
@@ -50,7 +50,7 @@ def test_self_training_learns_from_its_teacher_and_is_kept(tmp_path: Path, monke
         )
         teacher = from_axonmyelin(mask)[::2, ::2]  # phantoms at 0.04 µm/px, worked at 0.08
         assert (labels == teacher).mean() > 0.9
-    assert "self_training" in report.self_training([results | {"path": str(out)}])
+    assert "self_training" in findings.self_training([results | {"path": str(out)}])
     assert json.loads((out / "model" / "model.json").read_text())["strategy"] == "self_training"
     assert not np.isnan(fold["mean"]["axon"])
 
@@ -81,7 +81,7 @@ def test_the_default_teacher_is_the_recommended_strategy(tmp_path: Path, monkeyp
     results = json.loads((Path(cfg.paths.output_dir) / "results.json").read_text())
     others = {k: v for k, v in results["strategies"].items() if k != "self_training"}
     assert all("agreement" in body["folds"]["1"] for body in others.values())
-    teacher = report.recommended([{"strategies": others}])
+    teacher = findings.recommended([{"strategies": others}])
     assert teacher is not None and results["strategies"]["self_training"]["teacher"] == teacher
     # a sweeper maximises the teacher's agreement, never a Dice against U's labels
     assert objective == pytest.approx(others[teacher]["folds"]["1"]["agreement"])

@@ -13,7 +13,7 @@ import torch
 from conftest import TINY_RUN, compose_cfg
 from test_seams import Identity
 
-from axondeepsynth import report, translator_check
+from axondeepsynth import findings, translator_check
 from axondeepsynth.data import phantoms
 from axondeepsynth.pipeline import run_stages
 from axondeepsynth.training import translators
@@ -101,15 +101,15 @@ def test_a_translator_that_moves_content_is_flagged_and_not_kept(
     assert check["passed"] is False and check["label_separation"]["mean"] < 0.3
     assert set(check["proxy_gap"]["per_fold"]) == {"0"}  # measured, whatever it says here
     # the recommendation rests on no strategy that went through the translator, nothing is kept
-    assert report.recommended([results]) == "direct"
+    assert findings.recommended([results]) == "direct"
     assert not (out / "model").exists()
     # every strategy's axons are scored one by one against U's labels, in the table too
     found = results["strategies"]["direct"]["folds"]["0"]["detection"]
     assert 0 <= found["sensitivity"] <= 1 and 0 <= found["precision"] <= 1
     assert found["unmyelinated"] >= 0 and found["count_ratio"] > 0
-    rows = report.aggregate([results | {"path": str(out / "results.json")}])
-    assert "Axons one by one" in report.markdown(rows)
+    rows = findings.aggregate([results | {"path": str(out / "results.json")}])
+    assert "Axons one by one" in findings.markdown(rows)
     assert {r["seed"] for r in rows} == {0}
-    text = "".join(report.notes([results]))
+    text = "".join(findings.notes([results]))
     assert "FAILED" in text and "model.lambda_struct" in text
     assert "tutorship" in text.split("FAILED")[1].split("\n")[0]

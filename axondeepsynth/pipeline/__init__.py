@@ -14,6 +14,7 @@ from axondeepsynth.pipeline.context import Run
 from axondeepsynth.pipeline.trainer import logger_files_in
 from axondeepsynth.run_dir import check_output_dir
 from axondeepsynth.strategies import shown_translations
+from axondeepsynth.training import translators
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +27,25 @@ STAGE_FUNCTIONS: dict[str, Callable[[Run], None]] = {
 }
 
 
+def check(cfg: Config) -> None:
+    """Refuse, before any work, what the configured parts cannot do (the schema's own checks
+    are `config.validate`'s)."""
+    if "train_translator" in cfg.stages:
+        drawn = "u2l" in shown_translations(cfg.seg.strategies)
+        translators.get(cfg.model.name).check(
+            cfg.model,
+            tile=cfg.data.tile_size,
+            batch=cfg.data.batch_size,
+            sampler=cfg.translator.sampler,
+            samples=cfg.translator.samples if drawn else 1,
+        )
+
+
 def run_stages(cfg: Config) -> float | None:
     """Run `cfg.stages` in order in the run directory; return the last `objective` reported."""
     import pytorch_lightning as pl
+
+    check(cfg)
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     run = Run(cfg, Path(cfg.paths.output_dir))

@@ -27,10 +27,11 @@ import numpy as np
 from hydra.utils import instantiate
 from tqdm.auto import tqdm
 
-from axondeepsynth import detection, io, morphometrics, postprocess, report, translator_check
+from axondeepsynth import detection, io, morphometrics, postprocess, translator_check
 from axondeepsynth.data import images
 from axondeepsynth.data.labels import AXON, to_masks
 from axondeepsynth.data.layouts import nnunet
+from axondeepsynth.findings import aggregate, chart, markdown, notes, recommended, table_for_logging
 from axondeepsynth.pipeline import export, keys, train_segmenter
 from axondeepsynth.pipeline.context import Run
 from axondeepsynth.pipeline.pictures import morphometrics_figure, save_comparison
@@ -287,8 +288,8 @@ def run(run: Run) -> None:
         "strategies": strategies,
     }
     io.write_text(run.out / "results.json", json.dumps(results, indent=2))
-    rows = report.aggregate([results | {"path": str(run.out / "results.json")}])
-    log.info("%s", "".join(report.notes([results])).rstrip())
+    rows = aggregate([results | {"path": str(run.out / "results.json")}])
+    log.info("%s", "".join(notes([results])).rstrip())
     if translator_check.failed(results):
         log.warning("%s", translator_check.summary(results).removeprefix("- "))
     if rows:
@@ -329,7 +330,7 @@ def check_translator(run: Run) -> dict:
 def objective(results: dict) -> float | None:
     """What a Hydra sweeper maximises, without U's labels: the recommended strategy's agreement
     with the others (mean over folds; None where it was not measured)."""
-    chosen = report.recommended([results])
+    chosen = recommended([results])
     folds = results["strategies"][chosen]["folds"].values() if chosen else []
     scores = [f["agreement"] for f in folds if "agreement" in f]
     return float(np.mean(scores)) if scores else None
@@ -340,7 +341,7 @@ def _teacher(run: Run, strategies: dict, check: dict) -> str | None:
     made through a translator that failed its check)."""
     chosen = run.cfg.seg.self_train_from
     record = {"strategies": strategies, "translator_check": check}
-    return report.recommended([record]) if chosen == "recommended" else chosen
+    return recommended([record]) if chosen == "recommended" else chosen
 
 
 def _compare_with_teacher(student: dict, teacher: dict, run: Run) -> None:
@@ -364,7 +365,7 @@ def _export(run: Run, results: dict) -> None:
             log.warning("no model kept: the translator failed its check (see above)")
             return
         name = "self_training" if "self_training" in results["strategies"] else None
-        name = name or report.recommended([results])
+        name = name or recommended([results])
     if name and not translator_check.trusted(name, results):
         log.warning("%s is not kept as the model: the translator failed its check", name)
         return
@@ -377,15 +378,15 @@ def _export(run: Run, results: dict) -> None:
 def publish(run: Run, rows: list[dict], check: dict) -> None:
     """Print the paper's table, save its chart, and send both (and overlays, and the
     translator's check) to W&B."""
-    log.info("pseudo-label Dice on U (%s):\n%s", run.out, report.markdown(rows))
-    chart = run.out / "dice.png"
-    io.write_bytes(chart, report.chart(rows))
+    log.info("pseudo-label Dice on U (%s):\n%s", run.out, markdown(rows))
+    chart_file = run.out / "dice.png"
+    io.write_bytes(chart_file, chart(rows))
     wandb_confs = [c for c in run.cfg.logger.values() if "Wandb" in c.get("_target_", "")]
     for conf in wandb_confs:
         logger = instantiate(conf, save_dir=str(run.out))
-        columns, data = report.table_for_logging(rows)
+        columns, data = table_for_logging(rows)
         logger.log_table("eval/dice", columns=columns, data=data)
-        logger.log_image("eval/dice_chart", [str(chart)])
+        logger.log_image("eval/dice_chart", [str(chart_file)])
         if check["passed"] is not None:
             scores = {"check/passed": float(check["passed"])}
             for name in ("label_separation", "proxy_gap"):

@@ -2,7 +2,8 @@
 
 A translator is a LightningModule trained by the `train_translator` stage on batches
 `{"x_l", "x_u"}` of [0, 1] tiles, built as `cls(cfg.model, paired_val=..., seed=...)`. It
-checks a config before any work (`cls.check(cfg)`), translates [0, 1] images with
+checks its own config, given the tile and batch sizes and the sampling asked of it, before any
+work (`cls.check(cfg, tile=, batch=, sampler=, samples=)`), translates [0, 1] images with
 `translate(x, direction, sampler, generator)` through `inference_networks()`, and its checkpoint
 records `cfg.name`, which picks the class that loads it. Adding one: a module here with a class
 decorated `@register("name")`, imported below, and `conf/model/<name>.yaml`.
@@ -39,7 +40,7 @@ class Translator(Protocol):
     dtype: torch.dtype
 
     @classmethod
-    def check(cls, cfg) -> None:
+    def check(cls, cfg, *, tile: int, batch: int, sampler: str | None, samples: int) -> None:
         """Refuse, before any work, a config this translator cannot train or sample with."""
         ...
 

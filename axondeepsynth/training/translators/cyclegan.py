@@ -20,12 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from axondeepsynth.config import Config, TranslatorConfig, plain, structured
+from axondeepsynth.config import TranslatorConfig, plain, structured
 from axondeepsynth.errors import ConfigError, check_finite
 from axondeepsynth.nets.discriminators import PatchDiscriminator
 from axondeepsynth.nets.layers import set_recompute
 from axondeepsynth.nets.resnet import ResnetGenerator
-from axondeepsynth.strategies import shown_translations
 from axondeepsynth.training.ema import EMA
 from axondeepsynth.training.metrics import TranslationMetrics
 from axondeepsynth.training.panels import log_panel
@@ -66,21 +65,19 @@ class CycleGAN(pl.LightningModule):
         self.metrics = TranslationMetrics()
 
     @classmethod
-    def check(cls, cfg: Config) -> None:
-        """Refuse, before any work, a config this translator cannot train or sample with."""
-        for key, sampler in (
-            ("model.sampler", cfg.model.sampler),
-            ("translator.sampler", cfg.translator.sampler),
-        ):
-            if sampler is not None and sampler not in cls.samplers:
+    def check(
+        cls, cfg: TranslatorConfig, *, tile: int, batch: int, sampler: str | None, samples: int
+    ) -> None:
+        """Refuse, before any work, what this translator cannot train on `batch` tiles of
+        `tile` px or sample with (`sampler` overrides `cfg.sampler`; `samples` draws)."""
+        for key, chosen in (("model.sampler", cfg.sampler), ("translator.sampler", sampler)):
+            if chosen is not None and chosen not in cls.samplers:
                 raise ConfigError(
                     key,
-                    f"model={cfg.model.name} has no {sampler} sampler",
+                    f"model={cfg.name} has no {chosen} sampler",
                     f"set {key}={' or '.join(cls.samplers)}",
                 )
-        drawn = "u2l" in shown_translations(cfg.seg.strategies)
-        samples = cfg.translator.samples if drawn else 1
-        check_draws(cls, cfg.translator.sampler or cfg.model.sampler, samples)
+        check_draws(cls, sampler or cfg.sampler, samples)
 
     def more_networks(self) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
         """Generators and discriminators a subclass trains beside the pair."""

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from axondeepsynth.config import Config
+from axondeepsynth.config import TranslatorConfig
 from axondeepsynth.errors import ConfigError
 from axondeepsynth.nets.diffusion import Diffusion
 from axondeepsynth.nets.discriminators import TimeDiscriminator
@@ -38,20 +38,22 @@ class SynDiff(CycleGAN):
         self.diffusion = Diffusion(self.cfg.diffusion)
 
     @classmethod
-    def check(cls, cfg: Config) -> None:
-        super().check(cfg)
-        m, tile = cfg.model, cfg.data.tile_size
+    def check(
+        cls, cfg: TranslatorConfig, *, tile: int, batch: int, sampler: str | None, samples: int
+    ) -> None:
+        super().check(cfg, tile=tile, batch=batch, sampler=sampler, samples=samples)
+        m = cfg
         if m.diffusive.image_size != tile:
             raise ConfigError(
                 "model.diffusive.image_size",
                 f"is {m.diffusive.image_size} but data.tile_size is {tile}",
                 "set both to the same size (the generator's attention sits at a fixed resolution)",
             )
-        group = min(cfg.data.batch_size, m.time_disc.stddev_group)
-        if cfg.data.batch_size % group:
+        group = min(batch, m.time_disc.stddev_group)
+        if batch % group:
             raise ConfigError(
                 "data.batch_size",
-                f"{cfg.data.batch_size} does not split into minibatch-stddev groups of {group}",
+                f"{batch} does not split into minibatch-stddev groups of {group}",
                 f"use a multiple of {m.time_disc.stddev_group} (or 1-{m.time_disc.stddev_group})",
             )
         down = 2 ** (len(m.time_disc.ch_mult) - 1)
