@@ -35,7 +35,7 @@ from axondeepsynth.data.labels import to_masks
 from axondeepsynth.data.records import ImageRecord, Sample, load_sample, no_pixel_size
 from axondeepsynth.data.resample import resample, scale_factor
 from axondeepsynth.errors import AxonDeepSynthError
-from axondeepsynth.pipeline.export import MODEL_FILE
+from axondeepsynth.inference import MODEL_FILE
 
 OUTPUTS = ("_seg-axon.png", "_seg-myelin.png", "_seg-axonmyelin.png", "_confidence.png")
 
@@ -212,7 +212,7 @@ class KeptModel:
         ]
         self.translator = None
         if meta["translator"]:
-            from axondeepsynth.pipeline.translate import load_translator
+            from axondeepsynth.inference import load_translator
 
             t = meta["translator"]
             self.translator = load_translator(root / t["checkpoint"], device, sampler=t["sampler"])
@@ -231,7 +231,7 @@ class KeptModel:
     def _translations(self, image: np.ndarray) -> list[np.ndarray]:
         """The draws of its U->L translation, 8-bit like the run's written translations (the
         same images for a deterministic sampler; a stochastic one draws new ones)."""
-        from axondeepsynth.pipeline.translate import translate_sample
+        from axondeepsynth.inference import translate_sample
 
         t = self.meta["translator"]
         sample = Sample("image", "image", image, self.meta["pixel_size_um"], None, Path("image"))
@@ -269,7 +269,7 @@ def write_beside(job: Job, pixel_size: float) -> None:
 
 def segment(model: KeptModel, job: Job, pixel_size: float | None, beside: bool = False) -> None:
     """Segment one image and write its masks and confidence map at its stored size."""
-    from axondeepsynth.pipeline.evaluate import confidence
+    from axondeepsynth.inference import confidence
     from axondeepsynth.training import proxy
 
     m = model.meta

@@ -507,7 +507,7 @@ def bad_checkpoints(folder: Path) -> dict[str, Path]:
 
 @pytest.mark.e2e
 def test_bad_translator_checkpoints_are_named_before_any_stage(tmp_path: Path) -> None:
-    from axondeepsynth.pipeline.translate import load_translator
+    from axondeepsynth.inference import load_translator
 
     for name, path in bad_checkpoints(tmp_path / "ckpts").items():
         with pytest.raises(ConfigError, match="translator.ckpt_path") as err:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from axondeepsynth import findings, report
-from axondeepsynth.pipeline.evaluate import confidence, image_confidence
+from axondeepsynth.inference import confidence, image_confidence
 
 
 def one_hot(labels: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ LAYERS = [  # lowest first: each top-level part of the package, by what it may b
     {"config"},  # the schema
     {"data", "detection", "translator_check", "findings"},  # files -> samples; scores of results
     {"morphometrics", "postprocess", "training"},  # measuring labels; the networks' training
+    {"inference"},  # trained models applied to whole images
     {"pipeline"},  # the stages of a run
     {"run", "segment", "inspect", "report"},  # entry points
 ]
@@ -86,3 +87,9 @@ def test_the_layer_check_sees_a_lazy_upward_import(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from axondeepsynth.training import translators\n")
     assert imports(module) == {"training"}
+
+
+def test_segment_shares_inference_with_the_pipeline_not_its_stages() -> None:
+    edges = graph()
+    assert "inference" in edges["segment"] and "inference" in edges["pipeline"]
+    assert "pipeline" not in edges["segment"]

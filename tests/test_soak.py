@@ -17,7 +17,7 @@ from test_translator import TILE, phantom_samples, tiny_cfg
 from torch.utils.data import DataLoader
 
 from axondeepsynth.data.training_tiles import EpochSampler, RandomTiles, UnpairedTiles
-from axondeepsynth.pipeline.translate import translate_sample
+from axondeepsynth.inference import translate_sample
 from axondeepsynth.training.translators import SynDiff
 
 

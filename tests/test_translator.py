@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from axondeepsynth.data.phantoms import render_nerve
 from axondeepsynth.data.records import Sample
 from axondeepsynth.data.training_tiles import FixedTiles, PairedTiles, RandomTiles, UnpairedTiles
-from axondeepsynth.pipeline.translate import load_translator, translate_sample
+from axondeepsynth.inference import load_translator, translate_sample
 from axondeepsynth.training import translators
 from axondeepsynth.training.translators import CycleGAN, SynDiff
 
@@ -421,7 +421,7 @@ def test_several_draws_need_a_stochastic_sampler(tmp_path: Path) -> None:
     from conftest import compose_cfg, saved_translator
 
     from axondeepsynth.errors import ConfigError
-    from axondeepsynth.pipeline.translate import load_translator
+    from axondeepsynth.inference import load_translator
 
     with pytest.raises(ConfigError, match="translator.samples.*deterministic"):
         compose_cfg("+experiment=demo", "translator.samples=2", tmp=tmp_path)

@@ -58,7 +58,7 @@ def run_stages(cfg: Config) -> float | None:
             t.samples,
         )
     if t.ckpt_path:  # refused before any stage claims a directory for it
-        from axondeepsynth.pipeline.translate import load_translator
+        from axondeepsynth.inference import load_translator
 
         load_translator(t.ckpt_path, sampler=t.sampler, samples=run.draws("u2l"))
     with logger_files_in(run.out):

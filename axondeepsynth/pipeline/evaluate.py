@@ -32,6 +32,7 @@ from axondeepsynth.data import images
 from axondeepsynth.data.labels import AXON, to_masks
 from axondeepsynth.data.layouts import nnunet
 from axondeepsynth.findings import aggregate, chart, markdown, notes, recommended, table_for_logging
+from axondeepsynth.inference import confidence, image_confidence
 from axondeepsynth.pipeline import export, keys, train_segmenter
 from axondeepsynth.pipeline.context import Run
 from axondeepsynth.pipeline.pictures import morphometrics_figure, save_comparison
@@ -41,20 +42,6 @@ from axondeepsynth.training.segmenter import dice_per_class
 
 log = logging.getLogger(__name__)
 CLASSES = ("axon", "myelin")
-
-
-def confidence(probs: np.ndarray) -> np.ndarray:
-    """Per pixel, the largest of the class probabilities averaged over a strategy's models,
-    translation draws and test-time flips: 1 where every member is sure of one class, 1/C
-    where they cancel out."""
-    return probs.max(0)
-
-
-def image_confidence(conf: np.ndarray, pred: np.ndarray) -> float:
-    """One number per image: mean confidence over the pixels labelled axon or myelin (over all
-    pixels when there are none), where a person would look for mistakes."""
-    fibres = pred > 0
-    return float(conf[fibres].mean() if fibres.any() else conf.mean())
 
 
 def model_inputs(run: Run, shown: str) -> list[list[np.ndarray | str]]:

@@ -18,11 +18,11 @@ from pathlib import Path
 
 from axondeepsynth import io
 from axondeepsynth.data.labels import CLASS_NAMES
+from axondeepsynth.inference import MODEL_FILE
 from axondeepsynth.pipeline.context import Run
 from axondeepsynth.strategies import INPUT_TRANSLATION, Strategy
 
 log = logging.getLogger(__name__)
-MODEL_FILE = "model.json"
 
 
 def export(run: Run, strategy: Strategy, fold: int, checkpoint_of) -> Path:

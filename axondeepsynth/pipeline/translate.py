@@ -13,86 +13,17 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-import torch
 from tqdm.auto import tqdm
 
 from axondeepsynth.data import layouts, stitch
 from axondeepsynth.data.domain import dataset_tags
 from axondeepsynth.data.records import Sample
-from axondeepsynth.errors import ConfigError
+from axondeepsynth.inference import load_translator, translate_sample
 from axondeepsynth.pipeline import keys
 from axondeepsynth.pipeline.context import SOURCE, Run, Translation
 from axondeepsynth.pipeline.stage_dir import once
-from axondeepsynth.training import translators
 
 log = logging.getLogger(__name__)
-
-
-def load_translator(
-    path: str | Path,
-    device: torch.device | str = "cpu",
-    compile: bool = False,
-    sampler: str | None = None,
-    samples: int = 1,
-) -> translators.Translator:
-    """A trained translator of any registered kind from its checkpoint, refused with one line
-    when unreadable, without the `sampler` asked for, or unable to make `samples` draws differ;
-    its networks compiled when asked."""
-    module = translators.load(path, device)
-    if sampler is not None and sampler not in module.samplers:
-        raise ConfigError(
-            "translator.sampler",
-            f"the translator in {path} ({module.cfg.name}) has no {sampler} sampler",
-            f"use translator.sampler={' or '.join(module.samplers)}",
-        )
-    translators.check_draws(module, sampler or module.cfg.sampler, samples)
-    return compile_networks(module) if compile else module
-
-
-def compile_networks(module: translators.Translator) -> translators.Translator:
-    """Compile the translator's inference networks with inductor, their weights frozen as
-    constants (folded and pre-packed for the convolution library). Static shapes: a new tile
-    batch size compiles once."""
-    nets = module.inference_networks()
-    for name in list(nets):
-        nets[name] = torch.compile(nets[name], dynamic=False, options={"freezing": True})
-    return module
-
-
-def translate_sample(
-    module: translators.Translator,
-    sample: Sample,
-    direction: str,
-    tile: int,
-    overlap: int,
-    batch_size: int,
-    sampler: str | None,
-    seed: int,
-    progress=None,
-    bf16: bool = False,
-) -> Sample:
-    """Translate one whole image, tiles batched and blended; labels are carried along.
-
-    Runs under inference mode, and bf16 autocast when asked.
-    """
-    gen = torch.Generator(module.device).manual_seed(seed)
-
-    def translate(x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(module.device.type, torch.bfloat16, enabled=bf16):
-            return module.translate(x, direction, sampler, gen).float()
-
-    with torch.inference_mode():
-        image = stitch.sliding_window(
-            sample.image,
-            translate,
-            tile,
-            overlap,
-            batch_size,
-            device=module.device,
-            dtype=module.dtype,
-            on_batch=progress.update if progress else None,
-        )
-    return replace(sample, image=image[0].clip(0.0, 1.0))
 
 
 def run(run: Run) -> None:
