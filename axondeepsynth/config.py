@@ -206,6 +206,10 @@ class TranslationStageConfig:
     # is averaged over the draws, and the confidence maps show where they disagree. Needs a
     # stochastic sampler (syndiff's diffusive); training sets use the first draw
     samples: int = 1
+    # a translator trained by this run whose L->U translations fail the label-separation check
+    # (translator_check.py) is trained again with the next seed, up to this many times; the
+    # first that passes is used (each in `<translator dir>-seed<N>`)
+    restarts: int = 0
 
 
 @dataclass
@@ -753,6 +757,7 @@ def _validate_translator(obj: Config) -> None:
         "use a positive number, or null for the device's default",
     )
     _check(t.samples >= 1, "translator.samples", f"must be >= 1, got {t.samples}")
+    _check(t.restarts >= 0, "translator.restarts", f"must be >= 0, got {t.restarts}")
     _check(m.lambda_struct >= 0, "model.lambda_struct", f"must be >= 0, got {m.lambda_struct}")
     _check(
         t.precision in ("32", "bf16"),

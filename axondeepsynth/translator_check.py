@@ -134,7 +134,15 @@ def summary(record: dict) -> str:
     seed = f" (seed {record['seed']})" if "seed" in record else ""
     pair = f"{record.get('source')} → {record.get('target')}{seed}"
     if check["passed"]:
-        return f"- {pair}: the translator passed its check ({', '.join(scores)})"
+        aside = check.get("set_aside") or []
+        seeds = ", ".join(str(a["seed"]) for a in aside)
+        separations = ", ".join(format(a["label_separation"], ".2f") for a in aside)
+        restarted = (
+            f", after setting aside the translator of seed {seeds} (label separation {separations})"
+            if aside
+            else ""
+        )
+        return f"- {pair}: the translator passed its check ({', '.join(scores)}){restarted}"
     left_out = [s for s in record.get("strategies", {}) if not trusted(s, record)]
     return (
         f"- {pair}: **the translator FAILED its check** ({'; '.join(check['failures'])}): its "

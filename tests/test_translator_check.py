@@ -113,3 +113,42 @@ def test_a_translator_that_moves_content_is_flagged_and_not_kept(
     text = "".join(findings.notes([results]))
     assert "FAILED" in text and "model.lambda_struct" in text
     assert "tutorship" in text.split("FAILED")[1].split("\n")[0]
+
+
+class ShufflesOnEvenSeeds(Identity):
+    """A translator whose seed decides whether it keeps L's layout: odd seeds keep it."""
+
+    def translate(self, x, direction, sampler=None, generator=None):
+        moves = direction == "l2u" and self.hparams.seed % 2 == 0
+        return shuffled(x) if moves else x
+
+
+def test_a_failing_translator_is_trained_again_with_the_next_seed(
+    tmp_path: Path, monkeypatch, caplog
+) -> None:
+    monkeypatch.setitem(translators.TRANSLATORS, "even_shuffler", ShufflesOnEvenSeeds)
+    cfg = compose_cfg(
+        *TINY_RUN,
+        "model.name=even_shuffler",
+        "model.sampler=resnet",
+        "seg.strategies=[direct,tutorship]",
+        "translator.restarts=2",
+        tmp=tmp_path,
+    )
+    run_stages(cfg)
+    out = Path(cfg.paths.output_dir)
+    results = json.loads((out / "results.json").read_text())
+    check = results["translator_check"]
+    assert check["passed"] is True and check["label_separation"]["mean"] > 0.99
+    (aside,) = check["set_aside"]  # seed 0 failed; seed 1 passed, so seed 2 was never trained
+    assert aside["seed"] == 0 and aside["label_separation"] < 0.3
+    assert results["translator_seed"] == 1
+    assert (out / "translator-seed1" / "translate" / "l2u" / "done.json").is_file()
+    assert not (out / "translator-seed2").exists()
+    assert "seed 0 fails its check" in caplog.text and "seed 1" in caplog.text
+    assert "after setting aside" in findings.translator_checks([results])
+    assert (out / "model").is_dir()  # made through the translator that passed: kept
+    # a re-run reuses every translator and translation it made
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("done.json")}
+    run_stages(cfg)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("done.json")} == stamps

@@ -29,6 +29,8 @@ class TranslatorCheckpoints:
     best: str
     metrics: dict[str, float] = field(default_factory=dict)  # validation, after training
     untrained: dict[str, float] = field(default_factory=dict)  # validation, before
+    seed: int | None = None  # the seed it was trained with (translator.restarts: another)
+    root: str = ""  # its directory, where its translations go too ('': the run's default)
 
 
 @dataclass
@@ -69,6 +71,8 @@ class Outputs:
     translator: TranslatorCheckpoints | None = None
     translations: dict[str, Translation] = field(default_factory=dict)  # by direction
     segmenters: dict[tuple[str, int], SegmenterCheckpoints] = field(default_factory=dict)
+    # translators trained and set aside, each {"seed", "dir", "label_separation"}, by restarts
+    set_aside: list[dict] = field(default_factory=list)
     teacher: str | None = None  # the strategy whose pseudo labels self_training learns from
     results: str | None = None  # results.json of stage evaluate
     # what a Hydra sweeper maximises: the translator's monitor, then the recommended
@@ -86,6 +90,13 @@ class Run:
     @property
     def translator_dir(self) -> Path:
         """Where the translator and its translations live (shared by a sweep's jobs if set)."""
+        chosen = self.outputs.translator
+        if chosen is not None and chosen.root:  # a restart's (translator.restarts)
+            return Path(chosen.root)
+        return self.default_translator_dir
+
+    @property
+    def default_translator_dir(self) -> Path:
         return Path(self.cfg.translator.dir) if self.cfg.translator.dir else self.out / "translator"
 
     @property

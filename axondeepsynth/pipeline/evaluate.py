@@ -33,7 +33,7 @@ from axondeepsynth.data.labels import AXON, to_masks
 from axondeepsynth.data.layouts import nnunet
 from axondeepsynth.findings import aggregate, chart, markdown, notes, recommended, table_for_logging
 from axondeepsynth.inference import confidence, image_confidence
-from axondeepsynth.pipeline import export, keys, train_segmenter
+from axondeepsynth.pipeline import export, keys, train_segmenter, translate
 from axondeepsynth.pipeline.context import Run
 from axondeepsynth.pipeline.pictures import morphometrics_figure, save_comparison
 from axondeepsynth.strategies import INPUT_TRANSLATION, STRATEGIES, TRAINING_SETS, Strategy
@@ -262,7 +262,8 @@ def run(run: Run) -> None:
         "task_name": cfg.task_name,
         "run_dir": str(run.out),
         "config_hash": keys.results(cfg),  # the folds of a sweep share it
-        "seed": cfg.seed,  # the translator's and the proxies'
+        "seed": cfg.seed,  # the proxies', and the translator's unless it was restarted
+        "translator_seed": run.outputs.translator.seed if run.outputs.translator else None,
         "backend": str(cfg.seg.backend),
         "source": _domain_name(run, "L"),
         "target": _domain_name(run, "U"),
@@ -295,14 +296,7 @@ def check_translator(run: Run) -> dict:
     """The translator's content check (`translator_check.py`), from L's labels alone: label
     separation of its L->U translations, and the gap between the L and L2U proxies' validation
     Dice of each fold; unmeasured parts are None (no L->U translations, no such proxies)."""
-    made = run.outputs.translations.get("l2u")
-    separation = None
-    if made is not None:
-        separation = translator_check.label_separation(
-            (s.key, s.image, images.read_image(made.files[s.key]), s.labels)
-            for s in run.domain("L")
-            if s.labels is not None and s.key in made.files
-        )
+    separation = translate.label_separation(run)
 
     def val_dice(train_set: str) -> dict[int, float]:
         found = {f: run.outputs.segmenters.get((train_set, f)) for f in run.folds}
@@ -311,7 +305,10 @@ def check_translator(run: Run) -> dict:
         }
 
     gap = translator_check.proxy_gap(val_dice("L"), val_dice("L2U"))
-    return translator_check.judge(separation, gap)
+    verdict = translator_check.judge(separation, gap)
+    if run.outputs.set_aside:  # translators that failed before this one (translator.restarts)
+        verdict["set_aside"] = run.outputs.set_aside
+    return verdict
 
 
 def objective(results: dict) -> float | None:

@@ -24,15 +24,23 @@ def config_hash(*parts: Any) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def translator(cfg: Config) -> str:
-    return config_hash(identity(cfg.data), identity(cfg.model), identity(cfg.trainer), cfg.seed)
+def translator(cfg: Config, seed: int | None = None) -> str:
+    """The translator trained with `seed` (default: the run's)."""
+    seed = cfg.seed if seed is None else seed
+    return config_hash(identity(cfg.data), identity(cfg.model), identity(cfg.trainer), seed)
 
 
 def translation(
-    cfg: Config, checkpoint: str, direction: str, batch_size: int, draw: int = 0
+    cfg: Config,
+    checkpoint: str,
+    direction: str,
+    batch_size: int,
+    draw: int = 0,
+    seed: int | None = None,
 ) -> str:
     """One draw of a direction's translations: the checkpoint that makes them (and, when the
-    run trained it, the translator's key: a retrained one keeps its path), the source domain and
+    run trained it, the key of the translator trained with `seed`: a retrained one keeps its
+    path), the source domain and
     how it is decoded and tiled, the sampler and its noise (seed, batch, which draw)."""
     source = cfg.data.labeled if direction == "l2u" else cfg.data.unlabeled
     t = identity(cfg.translator)
@@ -41,7 +49,7 @@ def translation(
         sampling["draw"] = draw
     d = cfg.data
     decoding = (d.target_pixel_size, d.resize, d.tile_size, d.tile_overlap)
-    trained = None if cfg.translator.ckpt_path else translator(cfg)
+    trained = None if cfg.translator.ckpt_path else translator(cfg, seed)
     return config_hash(
         str(checkpoint), trained, direction, batch_size, sampling, identity(source), decoding
     )

@@ -1,7 +1,9 @@
 """Stage `train_translator`: fit the configured translator (`model.name`) on unpaired L/U tiles.
 
 Trained once per translator directory (`translator.dir`, shared across a sweep's jobs). The
-untrained model is scored first, so the record shows what training bought.
+untrained model is scored first, so the record shows what training bought. With
+`translator.restarts=N`, a translator whose L->U translations fail the label-separation check
+is set aside and another trained with the next seed, up to N times.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 
+from axondeepsynth import translator_check
 from axondeepsynth.config import Config
 from axondeepsynth.data.datamodules import TranslationDataModule
-from axondeepsynth.pipeline import keys
+from axondeepsynth.pipeline import keys, translate
 from axondeepsynth.pipeline.context import Run, TranslatorCheckpoints
 from axondeepsynth.pipeline.stage_dir import once
 from axondeepsynth.pipeline.trainer import build_trainer, resume_from
@@ -29,19 +32,40 @@ def run(run: Run) -> None:
         path = cfg.translator.ckpt_path
         run.outputs.translator = TranslatorCheckpoints(last=path, best=path)
         return
-    run.outputs.translator = once(
-        run.translator_dir,
-        keys.translator(cfg),
-        lambda: _train(run, run.translator_dir),
-        TranslatorCheckpoints,
-    )
+    for restart in range(cfg.translator.restarts + 1):
+        seed = cfg.seed + restart
+        root = run.default_translator_dir
+        if restart:
+            root = root.with_name(f"{root.name}-seed{seed}")
+        run.outputs.translator = once(
+            root, keys.translator(cfg, seed), lambda r=root, s=seed: _train(run, r, s),
+            TranslatorCheckpoints,
+        )  # fmt: skip
+        run.outputs.translator.seed, run.outputs.translator.root = seed, str(root)
+        if restart == cfg.translator.restarts:
+            break
+        translate.translate_direction(run, "l2u")
+        separation = translate.label_separation(run)
+        if separation is None or separation["mean"] >= translator_check.SEPARATION_MIN:
+            break
+        log.warning(
+            "the translator of seed %d fails its check (label separation %.2f < %s): its L->U "
+            "translations do not show L's content; training another with seed %d",
+            seed, separation["mean"], translator_check.SEPARATION_MIN, seed + 1,
+        )  # fmt: skip
+        run.outputs.set_aside.append(
+            {"seed": seed, "dir": str(root), "label_separation": separation["mean"]}
+        )
+        del run.outputs.translations["l2u"]
     run.outputs.objective = run.outputs.translator.metrics.get(cfg.model.monitor)
 
 
-def _train(run: Run, root: Path) -> TranslatorCheckpoints:
+def _train(run: Run, root: Path, seed: int) -> TranslatorCheckpoints:
     cfg = run.cfg
-    dm = TranslationDataModule(cfg.data, cfg.seed, run.domain("L"), run.domain("U"))
-    module = translators.build(cfg.model, paired_val=cfg.data.paired, seed=cfg.seed)
+    if seed != cfg.seed:  # a restart: a new initialisation and a new draw of tiles
+        pl.seed_everything(seed, workers=True, verbose=False)
+    dm = TranslationDataModule(cfg.data, seed, run.domain("L"), run.domain("U"))
+    module = translators.build(cfg.model, paired_val=cfg.data.paired, seed=seed)
     resume = resume_from(root / "checkpoints") if cfg.ckpt_path == "last" else cfg.ckpt_path
     untrained = _validate(cfg, root, module, dm) if resume is None else {}
     trainer = build_trainer(cfg, root, cfg.model.monitor, cfg.model.monitor_mode)
@@ -57,7 +81,7 @@ def _train(run: Run, root: Path) -> TranslatorCheckpoints:
         untrained.get(monitor, float("nan")),
         best,
     )
-    return TranslatorCheckpoints(last=last, best=best, metrics=final, untrained=untrained)
+    return TranslatorCheckpoints(last, best, final, untrained, seed, str(root))
 
 
 def _validate(cfg: Config, root: Path, module: pl.LightningModule, dm) -> dict[str, float]:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from axondeepsynth.data import layouts, stitch
+from axondeepsynth import translator_check
+from axondeepsynth.data import images, layouts, stitch
 from axondeepsynth.data.domain import dataset_tags
 from axondeepsynth.data.records import Sample
 from axondeepsynth.inference import load_translator, translate_sample
@@ -27,23 +28,45 @@ log = logging.getLogger(__name__)
 
 
 def run(run: Run) -> None:
-    t = run.cfg.translator
-    ckpt = str(t.ckpt_path or getattr(run.outputs.translator, t.checkpoint))
-    batch_size = run.tiles_per_pass(t.batch_size)
     for direction in run.directions:
-        made = []
-        for draw in range(run.draws(direction)):  # each draw its own directory and key
-            name = direction if draw == 0 else f"{direction}-draw{draw}"
-            root = run.translator_dir / "translate" / name
-            made.append(
-                once(
-                    root,
-                    keys.translation(run.cfg, ckpt, direction, batch_size, draw),
-                    lambda d=direction, r=root, k=draw: _translate(run, ckpt, d, r, batch_size, k),
-                    Translation,
-                )
+        translate_direction(run, direction)
+
+
+def translate_direction(run: Run, direction: str) -> Translation:
+    """Every draw of one direction's translations, made once each (their own directory and key)
+    by the run's translator."""
+    t = run.cfg.translator
+    trained = run.outputs.translator
+    ckpt = str(t.ckpt_path or getattr(trained, t.checkpoint))
+    seed = trained.seed if trained is not None else None
+    batch_size = run.tiles_per_pass(t.batch_size)
+    made = []
+    for draw in range(run.draws(direction)):
+        name = direction if draw == 0 else f"{direction}-draw{draw}"
+        root = run.translator_dir / "translate" / name
+        made.append(
+            once(
+                root,
+                keys.translation(run.cfg, ckpt, direction, batch_size, draw, seed),
+                lambda r=root, k=draw: _translate(run, ckpt, direction, r, batch_size, k),
+                Translation,
             )
-        run.outputs.translations[direction] = replace(made[0], draws=[m.files for m in made[1:]])
+        )
+    run.outputs.translations[direction] = replace(made[0], draws=[m.files for m in made[1:]])
+    return run.outputs.translations[direction]
+
+
+def label_separation(run: Run) -> dict | None:
+    """The label separation (`translator_check.py`) of the run's L->U translations, or None
+    when it has none."""
+    made = run.outputs.translations.get("l2u")
+    if made is None:
+        return None
+    return translator_check.label_separation(
+        (s.key, s.image, images.read_image(made.files[s.key]), s.labels)
+        for s in run.domain("L")
+        if s.labels is not None and s.key in made.files
+    )
 
 
 def _translate(
