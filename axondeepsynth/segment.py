@@ -30,14 +30,15 @@ from tqdm.auto import tqdm
 
 from axondeepsynth import io, postprocess
 from axondeepsynth.config import PostprocessConfig
-from axondeepsynth.data import images, layouts
+from axondeepsynth.data import images, layouts, stitch
 from axondeepsynth.data.labels import to_masks
-from axondeepsynth.data.records import ImageRecord, Sample, load_sample, no_pixel_size
+from axondeepsynth.data.records import ImageRecord, Sample, no_pixel_size, pixel_size_of
 from axondeepsynth.data.resample import resample, scale_factor
 from axondeepsynth.errors import AxonDeepSynthError
 from axondeepsynth.inference import MODEL_FILE
 
 OUTPUTS = ("_seg-axon.png", "_seg-myelin.png", "_seg-axonmyelin.png", "_confidence.png")
+BLOCK = 2048  # px a side at the model's pixel size: larger images are segmented by blocks
 
 
 @dataclass(frozen=True)
@@ -267,24 +268,44 @@ def write_beside(job: Job, pixel_size: float) -> None:
     io.write_text(job.out / "pixel_size_in_micrometer.txt", f"{pixel_size}\n")
 
 
-def segment(model: KeptModel, job: Job, pixel_size: float | None, beside: bool = False) -> None:
-    """Segment one image and write its masks and confidence map at its stored size."""
+def segment(
+    model: KeptModel,
+    job: Job,
+    pixel_size: float | None,
+    beside: bool = False,
+    block: int = BLOCK,
+) -> None:
+    """Segment one image and write its masks and confidence map at its stored size.
+
+    An image larger than `block` px a side at the model's pixel size is segmented block by
+    block, each read with a margin of context and normalised on its own (as the proxies'
+    training images were), into 8-bit maps: memory follows the block, not the mosaic.
+    """
     from axondeepsynth.inference import confidence
     from axondeepsynth.training import proxy
 
     m = model.meta
-    native = load_sample(replace(job.record, labels={}), pixel_size)  # masks are not needed
-    factor = scale_factor(native.pixel_size, m["pixel_size_um"], None)
-    working = resample(replace(native, labels=None), factor, m["resize"])
-    probs = proxy.resized(model.probabilities(working.image), native.image.shape)
+    ps = pixel_size_of(job.record, pixel_size)
+    gray, to_unit = images.read_gray(job.record.image)  # masks are not needed
+    factor = scale_factor(ps, m["pixel_size_um"], None)
+    tile = max(m["tile"], (m["translator"] or {}).get("tile", 0))
+    native_block, margin = (math.ceil(n / factor) for n in (block, 2 * tile))
     cleaning = PostprocessConfig(**m.get("postprocess", {}))  # kept before it: none
-    pred = postprocess.clean(probs.argmax(0).astype(np.uint8), native.pixel_size, cleaning)
+    pred, conf = np.empty(gray.shape, np.uint8), np.empty(gray.shape, np.uint8)
+    parts = list(stitch.blocks(gray.shape, native_block, margin))
+    for region, core, inner in tqdm(parts, desc="blocks", leave=False, disable=len(parts) == 1):
+        part = Sample(job.record.name, job.record.subject, to_unit(gray[region]), ps, None,
+                      job.record.image)  # fmt: skip
+        working = resample(part, factor, m["resize"])
+        probs = proxy.resized(model.probabilities(working.image), part.image.shape)
+        labels = postprocess.clean(probs.argmax(0).astype(np.uint8), ps, cleaning)
+        pred[core], conf[core] = labels[inner], images.as_uint8(confidence(probs)[inner])
     name = job.record.name
     for kind, mask in to_masks(pred).items():
         images.write_png(job.out / f"{name}_seg-{kind}.png", mask)  # the first three OUTPUTS
-    images.write_png(job.out / f"{name}{OUTPUTS[-1]}", confidence(probs))
+    images.write_png(job.out / f"{name}{OUTPUTS[-1]}", conf)
     if beside:
-        write_beside(job, native.pixel_size)
+        write_beside(job, ps)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -296,6 +317,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("segmented"), help="where masks go")
     parser.add_argument("--pixel-size", type=float, help="µm per pixel of images without one")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument(
+        "--block",
+        type=int,
+        default=BLOCK,
+        help=f"larger images are segmented in blocks of this many px a side at the model's "
+        f"pixel size, each with context around it, so memory follows the block (default {BLOCK})",
+    )
     parser.add_argument("--modality", help="BIDS suffix to segment (default: the model's)")
     parser.add_argument(
         "--axondeepseg",
@@ -327,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         model = KeptModel(args.model, args.device)
         for job in tqdm(todo, desc="segmenting", unit="img"):
-            segment(model, job, args.pixel_size, args.axondeepseg)
+            segment(model, job, args.pixel_size, args.axondeepseg, args.block)
             record.add(job)
     except AxonDeepSynthError as err:
         print(err, file=sys.stderr)
@@ -340,14 +368,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check_arguments(args: argparse.Namespace) -> None:
-    """Refuse, in one line, a pixel size that is not a positive finite number, or a GPU that is
-    not there."""
+    """Refuse, in one line, a pixel size that is not a positive finite number, a block too small
+    to hold a tile with its context, or a GPU that is not there."""
     size = args.pixel_size
     if size is not None and not (math.isfinite(size) and 1e-4 <= size <= 100):
         raise AxonDeepSynthError(
             f"--pixel-size {size}: not a pixel size in µm; pass the images' µm per pixel "
             "(0.0001-100, e.g. --pixel-size 0.05)"
         )
+    if args.block < 64:
+        raise AxonDeepSynthError(f"--block {args.block}: too small; use 64 px or more")
     if args.device.startswith("cuda"):
         import torch
 

@@ -243,3 +243,50 @@ def test_axondeepseg_folders_hold_the_image_link_and_its_pixel_size(
     for kind in ("axon", "myelin", "axonmyelin"):  # single-channel 8-bit, as AxonDeepSeg reads
         mask = cv2.imread(str(folder / f"field_seg-{kind}.png"), cv2.IMREAD_UNCHANGED)
         assert mask.dtype == np.uint8 and mask.ndim == 2 and mask.shape == (60, 60)
+
+
+class Smooth(segment.KeptModel):
+    """A model whose answer at a pixel depends on the 20 px around it only: three classes by
+    the blurred intensity."""
+
+    def __init__(self, meta: dict) -> None:
+        self.meta = meta
+
+    def probabilities(self, image: np.ndarray) -> np.ndarray:
+        blurred = cv2.GaussianBlur(image, (0, 0), 2)
+        logits = -50 * np.stack([(blurred - c) ** 2 for c in (0.2, 0.5, 0.8)])
+        odds = np.exp(logits - logits.max(0))
+        return odds / odds.sum(0)
+
+
+def test_a_mosaic_is_segmented_block_by_block_in_memory_that_follows_the_block(
+    finished_run: Path, tmp_path: Path
+) -> None:
+    import tracemalloc
+
+    u_root = Path(compose_cfg(*RUN, tmp=finished_run.parent).data.unlabeled.root)
+    fields = [images.read_image(r.image) for r in layouts.scan(u_root).records]
+    mosaic = np.block([[fields[(i + j) % 4] for j in range(8)] for i in range(8)])  # 1024² px
+    path = images.write_png(tmp_path / "mosaic.png", mosaic)
+    (tmp_path / "pixel_size_in_micrometer.txt").write_text("0.04\n")  # the model's is 0.08
+    (job,) = segment.find_images([path], tmp_path / "out", None)
+    local = Smooth(json.loads((finished_run / "model" / "model.json").read_text()))
+    peaks, masks = {}, {}
+    for block in (4096, 128):  # one block (the image whole), and 16 blocks of 128 model px
+        out = tmp_path / f"block{block}"
+        tracemalloc.start()
+        segment.segment(local, segment.Job(job.record, out), None, block=block)
+        peaks[block] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        masks[block] = images.read_mask(out / "mosaic_seg-axonmyelin.png")
+        assert masks[block].shape == (1024, 1024)
+    assert len(np.unique(masks[4096])) == 3
+    assert np.array_equal(masks[128], masks[4096])  # each block read with enough context
+    assert peaks[128] < 0.5 * peaks[4096]  # memory follows the block, not the image
+    # the kept model itself, translator and cleaning included, by blocks
+    out = tmp_path / "kept"
+    segment.segment(segment.KeptModel(finished_run / "model"), segment.Job(job.record, out),
+                    None, block=128)  # fmt: skip
+    found = from_axonmyelin(images.read_mask(out / "mosaic_seg-axonmyelin.png"))
+    assert found.shape == (1024, 1024) and 0.05 < (found > 0).mean() < 0.95
+    assert images.read_mask(out / "mosaic_confidence.png").min() > 0

@@ -6,6 +6,7 @@ Images become float32 gray arrays in [0, 1]; masks stay raw uint8 so that label 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,14 +111,29 @@ def read_image(path: Path | str) -> np.ndarray:
     8-bit images are divided by 255; deeper or float images are stretched between their 0.5 and
     99.5 percentiles, since 12/16-bit microscopes rarely fill their range.
     """
+    gray, to_unit = read_gray(path)
+    return to_unit(gray)
+
+
+def read_gray(path: Path | str) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """An image's gray plane as stored (8-bit stays 8-bit) and the map `read_image` applies to
+    it, which takes any part of it: a mosaic is converted block by block, never held as
+    floats whole."""
     raw, gray = _load(Path(path))
     if raw.dtype == np.uint8:
-        return (gray / 255.0).astype(np.float32)
+        return gray, lambda part: (part / 255.0).astype(np.float32)
     gray = gray.astype(np.float32)
     lo, hi = np.percentile(gray, [0.5, 99.5])
     if hi <= lo:  # a few pixels apart from the rest: _load refused wholly constant ones
         lo, hi = float(gray.min()), float(gray.max())
-    return np.clip((gray - lo) / (hi - lo), 0.0, 1.0)
+    return gray, lambda part: np.clip((part - lo) / (hi - lo), 0.0, 1.0)
+
+
+def as_uint8(array: np.ndarray) -> np.ndarray:
+    """A float array in [0, 1] as the uint8 `write_png` stores (uint8 passes unchanged)."""
+    if array.dtype == np.uint8:
+        return array
+    return np.clip(np.rint(np.asarray(array, np.float32) * 255.0), 0, 255).astype(np.uint8)
 
 
 def read_mask(path: Path | str) -> np.ndarray:
@@ -141,9 +157,7 @@ def read_mask(path: Path | str) -> np.ndarray:
 
 def write_png(path: Path | str, array: np.ndarray) -> Path:
     """Atomically write a uint8 array (or float in [0, 1]) as a grayscale PNG."""
-    if array.dtype != np.uint8:
-        array = np.clip(np.rint(np.asarray(array, np.float32) * 255.0), 0, 255).astype(np.uint8)
-    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(array))
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(as_uint8(array)))
     if not ok:
         raise DataError(path, f"could not encode a {array.shape} array as PNG")
     return write_bytes(path, encoded.tobytes())

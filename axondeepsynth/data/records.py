@@ -159,8 +159,8 @@ def no_pixel_size(record: ImageRecord) -> str:
     return f"no pixel size (looked in {record.pixel_size_from})"
 
 
-def load_sample(record: ImageRecord, pixel_size: float | None = None) -> Sample:
-    """Decode a record; `pixel_size` (µm) replaces a missing one from the dataset."""
+def pixel_size_of(record: ImageRecord, pixel_size: float | None = None) -> float:
+    """A record's pixel size (µm); `pixel_size` replaces a missing one from the dataset."""
     ps = record.pixel_size if record.pixel_size is not None else pixel_size
     if ps is None:
         raise DataError(
@@ -169,6 +169,12 @@ def load_sample(record: ImageRecord, pixel_size: float | None = None) -> Sample:
             "add it there, or give the domain's pixel size in µm in the config "
             "(data.labeled.pixel_size=... or data.unlabeled.pixel_size=...)",
         )
+    return float(ps)
+
+
+def load_sample(record: ImageRecord, pixel_size: float | None = None) -> Sample:
+    """Decode a record; `pixel_size` (µm) replaces a missing one from the dataset."""
+    ps = pixel_size_of(record, pixel_size)
     image = images.read_image(record.image)
     label_map = read_labels(record)
     check_mask_shape(record, label_map, image.shape)

@@ -108,6 +108,24 @@ def sliding_window(
     return (out / norm)[:, :h, :w]
 
 
+Slices = tuple[slice, slice]
+
+
+def blocks(shape: tuple[int, int], block: int, margin: int) -> Iterator[tuple[Slices, ...]]:
+    """Cover an image of `shape` with cores of at most `block` px a side, each read with
+    `margin` px of context around it (clipped at the border): yield (region, core, inner), the
+    region to read, the core it decides, and that core within the region. An image that fits
+    in one block is one region: itself."""
+    h, w = shape
+    for y in range(0, h, block):
+        for x in range(0, w, block):
+            y1, x1 = min(y + block, h), min(x + block, w)
+            ry, rx = max(0, y - margin), max(0, x - margin)
+            region = (slice(ry, min(h, y1 + margin)), slice(rx, min(w, x1 + margin)))
+            inner = (slice(y - ry, y1 - ry), slice(x - rx, x1 - rx))
+            yield region, (slice(y, y1), slice(x, x1)), inner
+
+
 def count(shape: tuple[int, int], tile: int, overlap: int) -> int:
     """Number of tiles `sliding_window` runs on an image of `shape`."""
     return len(grid(shape, tile, overlap))
