@@ -289,7 +289,7 @@ def segment(
     gray, to_unit = images.read_gray(job.record.image)  # masks are not needed
     factor = scale_factor(ps, m["pixel_size_um"], None)
     tile = max(m["tile"], (m["translator"] or {}).get("tile", 0))
-    native_block, margin = (math.ceil(n / factor) for n in (block, 2 * tile))
+    native_block, margin = (math.ceil(n / factor) for n in (block, tile))
     cleaning = PostprocessConfig(**m.get("postprocess", {}))  # kept before it: none
     pred, conf = np.empty(gray.shape, np.uint8), np.empty(gray.shape, np.uint8)
     parts = list(stitch.blocks(gray.shape, native_block, margin))
