@@ -135,3 +135,17 @@ def saved_translator(model, path: Path, tile: int) -> Path:
     trainer.fit(module, DataLoader(batch, batch_size=1))
     trainer.save_checkpoint(path)
     return path
+
+
+class StandInPredictions:
+    """`evaluate.Predictions` made by stand-in models: [(model, its inputs per U image)]."""
+
+    def __init__(self, models: list) -> None:
+        self.models = models
+
+    def members(self, strategy, fold: int) -> list[tuple[str, str]]:
+        return [(str(k), "") for k in range(len(self.models))]
+
+    def of(self, ckpt: str, shown: str, i: int) -> np.ndarray:
+        model, inputs = self.models[int(ckpt)]
+        return np.mean([model.predict_proba(x) for x in inputs[i]], axis=0)

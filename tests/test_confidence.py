@@ -92,7 +92,7 @@ class OneHot:
 
 def _evaluate_with(tmp_path: Path, monkeypatch, strategy: str, models: list) -> Path:
     """Run evaluate_fold on one 2x2 U image with stand-in models; return its output folder."""
-    from conftest import compose_cfg
+    from conftest import StandInPredictions, compose_cfg
 
     from axondeepsynth import strategies
     from axondeepsynth.data.records import Sample
@@ -102,8 +102,8 @@ def _evaluate_with(tmp_path: Path, monkeypatch, strategy: str, models: list) -> 
     u = [Sample("u1", "s", np.zeros((2, 2), np.float32), 0.1, None, Path("u.png"), (2, 2))]
     run = Run(compose_cfg("+experiment=demo", tmp=tmp_path), tmp_path / "run")
     monkeypatch.setattr(run, "domain", lambda which, native=False: u)
-    monkeypatch.setattr(evaluate, "load_models", lambda run, s, f: models)
-    evaluate.evaluate_fold(run, strategies.STRATEGIES[strategy], 0, truth={})
+    given = StandInPredictions(models)
+    evaluate.evaluate_fold(run, strategies.STRATEGIES[strategy], 0, truth={}, predictions=given)
     return run.out / "pseudo_labels" / strategy / "fold0"
 
 

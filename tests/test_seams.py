@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import REPO, TINY_RUN, compose_cfg
+from conftest import REPO, TINY_RUN, StandInPredictions, compose_cfg
 from torch import nn
 
 from axondeepsynth import config, strategies
@@ -26,7 +26,7 @@ from axondeepsynth.data import layouts, phantoms
 from axondeepsynth.data.layouts import axondeepseg
 from axondeepsynth.data.records import Sample, load_sample
 from axondeepsynth.errors import ConfigError
-from axondeepsynth.pipeline import evaluate, keys, run_stages
+from axondeepsynth.pipeline import STAGE_FUNCTIONS, evaluate, keys, run_stages
 from axondeepsynth.pipeline.context import Run
 from axondeepsynth.pipeline.trainer import build_trainer
 from axondeepsynth.training import translators
@@ -156,10 +156,8 @@ def test_fused_averages_its_models_softmax(tmp_path: Path, monkeypatch) -> None:
     cfg = compose_cfg(*TINY_RUN, "seg.strategies=[fused]", tmp=tmp_path)
     run = Run(cfg, tmp_path / "run")
     monkeypatch.setattr(run, "domain", lambda which, native=False: u)
-    monkeypatch.setattr(
-        evaluate, "load_models", lambda run, s, f: [(Fixed("a"), [[None]]), (Fixed("b"), [[None]])]
-    )
-    evaluate.evaluate_fold(run, strategies.STRATEGIES["fused"], 0, truth={})
+    given = StandInPredictions([(Fixed("a"), [[None]]), (Fixed("b"), [[None]])])
+    evaluate.evaluate_fold(run, strategies.STRATEGIES["fused"], 0, truth={}, predictions=given)
     written = run.out / "pseudo_labels" / "fused" / "fold0" / "u1_seg-axonmyelin.png"
     label = cv2.imread(str(written), cv2.IMREAD_GRAYSCALE)
     expected = ((probs["a"] + probs["b"]) / 2).argmax(0)
@@ -354,3 +352,41 @@ def test_layers_import_only_downstream(layer: str) -> None:
                 assert target in MAY_IMPORT[layer], (
                     f"{path.relative_to(REPO)} imports {node.module}"
                 )
+
+
+def test_fused_reuses_the_probabilities_of_its_members_bitwise(tmp_path: Path, monkeypatch) -> None:
+    """Evaluate makes each model's probabilities of an image once: fused, scored after
+    tutorship and adaptation, predicts nothing itself and writes what it writes alone."""
+    from axondeepsynth.training import proxy
+
+    cfg = compose_cfg(*TINY_RUN, "seg.strategies=[tutorship,adaptation,fused]", tmp=tmp_path)
+    run_stages(cfg)
+    out = Path(cfg.paths.output_dir)
+    assert not (out / "evaluate_cache").exists()  # removed once evaluate is done
+    calls, load = [], proxy.load
+
+    def counted(*args, **kwargs):
+        model = load(*args, **kwargs)
+        real = model.predict_proba
+        model.predict_proba = lambda *a, **k: calls.append(1) or real(*a, **k)
+        return model
+
+    monkeypatch.setattr(proxy, "load", counted)
+    run = Run(cfg, out)
+    for stage in ("prepare", "train_translator", "translate", "train_segmenter"):
+        STAGE_FUNCTIONS[stage](run)  # finished: reused, not redone
+    n_u, fused = len(run.domain("U")), strategies.STRATEGIES["fused"]
+    written = out / "pseudo_labels" / "fused"
+
+    alone = evaluate.Predictions(run)
+    alone.uses.clear()  # as if fused were the only strategy
+    evaluate.evaluate_fold(run, fused, 0, {}, alone)
+    assert len(calls) == 2 * n_u
+    by_itself = {p.name: p.read_bytes() for p in written.rglob("*.png")}
+    calls.clear()
+    shared = evaluate.Predictions(run)
+    for name in ("tutorship", "adaptation", "fused"):
+        evaluate.evaluate_fold(run, strategies.STRATEGIES[name], 0, {}, shared)
+    assert len(calls) == 2 * n_u  # fused predicted nothing itself
+    assert {p.name: p.read_bytes() for p in written.rglob("*.png")} == by_itself
+    assert len(by_itself) >= 4 * n_u  # three masks and a confidence map per image

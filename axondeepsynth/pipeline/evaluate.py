@@ -20,6 +20,8 @@ import hashlib
 import itertools
 import json
 import logging
+import shutil
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -87,40 +89,85 @@ def checkpoint(run: Run, strategy: Strategy, train_set: str, fold: int) -> str:
     return getattr(run.outputs.segmenters[train_set, fold], which)
 
 
-def load_models(run: Run, strategy: Strategy, fold: int) -> list[tuple[proxy.Proxy, list]]:
-    """The strategy's models for one fold, each with the inputs it segments."""
-    models = []
-    for train_set, shown in strategy.models:
-        ckpt = checkpoint(run, strategy, train_set, fold)
-        net = run.cfg.seg.net
-        model = proxy.load(ckpt, run.device, net.tta_flips, str(net.window))
-        models.append((model, model_inputs(run, shown)))
-    return models
+class Predictions:
+    """Class probabilities of the run's proxies on U's images, each model loaded once. Where
+    several strategies apply one model to one input (fused applies tutorship's and
+    adaptation's), each image's probabilities are made once, kept on disk under
+    `evaluate_cache/` while evaluate runs, and read back, bitwise the same."""
+
+    def __init__(self, run: Run) -> None:
+        self.run, self.models = run, {}
+        self.tile, self.overlap = run.cfg.seg_tiling()
+        self.batch_size = run.tiles_per_pass(run.cfg.seg.predict_batch_size)
+        self.inputs = {}
+        self.dir = run.out / "evaluate_cache"
+        shutil.rmtree(self.dir, ignore_errors=True)  # a stopped run's: its proxies may be new
+        self.uses = Counter(
+            (checkpoint(run, s, train_set, fold), shown)
+            for s in run.strategies
+            if not s.pseudo
+            for fold in run.folds
+            for train_set, shown in s.models
+        )
+
+    def members(self, strategy: Strategy, fold: int) -> list[tuple[str, str]]:
+        """The (checkpoint, input) of each of a strategy's models for one fold."""
+        return [(checkpoint(self.run, strategy, t, fold), shown) for t, shown in strategy.models]
+
+    def of(self, ckpt: str, shown: str, i: int) -> np.ndarray:
+        """One model's probabilities [C, h, w] of U's i-th image, averaged over the inputs it is
+        shown (the image, or the draws of its translation)."""
+        shared = self.uses[ckpt, shown] > 1
+        path = self.dir / f"{keys.config_hash(ckpt, shown)}_{i}.npy"
+        if shared and path.is_file():
+            return np.load(path)
+        if ckpt not in self.models:
+            net = self.run.cfg.seg.net
+            self.models[ckpt] = proxy.load(ckpt, self.run.device, net.tta_flips, str(net.window))
+        if shown not in self.inputs:
+            self.inputs[shown] = model_inputs(self.run, shown)
+        model = self.models[ckpt]
+        probs = np.mean(
+            [
+                model.predict_proba(_array(x), self.tile, self.overlap, self.batch_size)
+                for x in self.inputs[shown][i]
+            ],
+            axis=0,
+        )
+        if shared:
+            self.dir.mkdir(exist_ok=True)
+            np.save(path, probs)
+        return probs
+
+    def close(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def evaluate_fold(
-    run: Run, strategy: Strategy, fold: int, truth: dict[str, list[dict]]
+    run: Run,
+    strategy: Strategy,
+    fold: int,
+    truth: dict[str, list[dict]],
+    predictions: Predictions | None = None,
 ) -> tuple[dict, list[dict]]:
     """Pseudo-label every U image (its held-out ones for the oracle) with one strategy's fold:
     its models' softmax averaged; write the masks and each image's morphometrics; return Dice
     and morphometrics against U's labels, and the fibres of the pseudo labels. `truth` holds
     the fibres of U's labels by image, measured on first use and shared by every fold."""
-    cfg, seg = run.cfg, run.cfg.seg
+    seg = run.cfg.seg
     out = run.out / "pseudo_labels" / strategy.name / f"fold{fold}"
     keep = held_out(run, strategy, fold)
-    models = load_models(run, strategy, fold)
+    predictions = predictions or Predictions(run)
+    members = predictions.members(strategy, fold)
     per_image, pseudo, preds, fibres, true_fibres, confidences = {}, [], {}, [], [], {}
     found = []  # axon detection counts per labelled image
-    tile, overlap = cfg.seg_tiling()
-    batch_size = run.tiles_per_pass(seg.predict_batch_size)
     chosen = [
         (i, sample)
         for i, sample in enumerate(run.domain("U", native=True))
         if keep is None or sample.key in keep
     ]
     for i, sample in tqdm(chosen, desc=f"{strategy.name} fold {fold}", unit="img"):
-        shown = [(m, [_array(x) for x in xs[i]]) for m, xs in models]
-        probs = proxy.ensemble(shown, tile, overlap, batch_size)
+        probs = np.mean([predictions.of(ckpt, shown, i) for ckpt, shown in members], axis=0)
         probs = proxy.resized(probs, sample.image.shape)
         pred, conf = probs.argmax(0).astype(np.uint8), confidence(probs)
         pred = postprocess.clean(pred, sample.pixel_size, seg.postprocess)
@@ -229,16 +276,19 @@ def run(run: Run) -> None:
     cfg = run.cfg
     strategies, fibres, truth = {}, {}, {}
 
+    predictions = Predictions(run)
+
     def evaluate_strategy(strategy: Strategy) -> None:
         folds = {}
         for fold in run.folds:
-            folds[str(fold)], measured = evaluate_fold(run, strategy, fold, truth)
+            folds[str(fold)], measured = evaluate_fold(run, strategy, fold, truth, predictions)
             fibres.setdefault(strategy.name, []).extend(measured)
         strategies[strategy.name] = {"train_set": "+".join(strategy.train_sets), "folds": folds}
 
     for strategy in run.strategies:
         if not strategy.pseudo:
             evaluate_strategy(strategy)
+    predictions.close()
     candidates = [s.name for s in run.strategies if not s.held_out]  # each labels all of U
     if len(candidates) > 2:  # between two, agreement is the same number for both
         for fold in run.folds:
