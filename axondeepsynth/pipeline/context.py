@@ -133,10 +133,44 @@ class Run:
         shown = shown_translations(self.cfg.seg.strategies)
         return self.cfg.translator.samples if direction in shown else 1
 
+    # ---- the run's layout: every path a stage writes, in one place
+    def translations_dir(self, name: str) -> Path:
+        """One direction's translations (`l2u`, `u2l-draw1`, ...)."""
+        return self.translator_dir / "translate" / name
+
+    def proxy_dir(self, train_set: str, fold: int | None = None) -> Path:
+        """One training set's proxy of a fold, or (no fold) its nnU-Net dataset."""
+        return self.out / "seg" / train_set / ("nnunet" if fold is None else f"fold{fold}")
+
+    @property
+    def pseudo_label_root(self) -> Path:
+        return self.out / "pseudo_labels"
+
+    def pseudo_label_dir(self, strategy: str, fold: int) -> Path:
+        return self.pseudo_label_root / strategy / f"fold{fold}"
+
+    @property
+    def results_file(self) -> Path:
+        return self.out / "results.json"
+
+    @property
+    def model_dir(self) -> Path:
+        """The kept model (`segment` applies it)."""
+        return self.out / "model"
+
+    @property
+    def overlay_dir(self) -> Path:
+        return self.out / "overlays"
+
+    @property
+    def truth_dir(self) -> Path:
+        """Morphometrics of U's own labels."""
+        return self.out / "morphometrics_truth"
+
     def pseudo_labels(self, strategy: str, fold: int, key: str) -> np.ndarray:
         """The label map evaluate wrote for one U image by a strategy's fold (stored size)."""
-        folder = self.out / "pseudo_labels" / strategy / f"fold{fold}"
-        return from_axonmyelin(images.read_mask(folder / f"{key}_seg-axonmyelin.png"))
+        path = self.pseudo_label_dir(strategy, fold) / f"{key}_seg-axonmyelin.png"
+        return from_axonmyelin(images.read_mask(path))
 
     def domain_config(self, which: Domain) -> DomainConfig:
         return self.cfg.data.labeled if which == "L" else self.cfg.data.unlabeled

@@ -78,7 +78,7 @@ def held_out(run: Run, strategy: Strategy, fold: int) -> set[str] | None:
     if not strategy.held_out:
         return None
     (train_set,) = (t for t in strategy.train_sets if TRAINING_SETS[t].labels_from == "U")
-    split = run.out / "seg" / train_set / f"fold{fold}" / "split.json"
+    split = run.proxy_dir(train_set, fold) / "split.json"
     return set(json.loads(split.read_text())["val"])
 
 
@@ -155,7 +155,7 @@ def evaluate_fold(
     and morphometrics against U's labels, and the fibres of the pseudo labels. `truth` holds
     the fibres of U's labels by image, measured on first use and shared by every fold."""
     seg = run.cfg.seg
-    out = run.out / "pseudo_labels" / strategy.name / f"fold{fold}"
+    out = run.pseudo_label_dir(strategy.name, fold)
     keep = held_out(run, strategy, fold)
     predictions = predictions or Predictions(run)
     members = predictions.members(strategy, fold)
@@ -189,7 +189,7 @@ def evaluate_fold(
                 k: round(v, 6) for k, v in dice_per_class(pred, sample.labels).items()
             }
             if sample.key not in truth:
-                out_truth = run.out / "morphometrics_truth"
+                out_truth = run.truth_dir
                 truth[sample.key] = measure_fibres(sample.labels, sample, out_truth)
             true_fibres += truth[sample.key]
     _save_overlays(run, strategy.name, fold, preds, per_image, confidences)
@@ -259,7 +259,7 @@ def _save_overlays(
     for tag, key in chosen.items():
         sample, pred, conf = preds[key]
         name = _file_name(f"{strategy}_fold{fold}_{tag}_{key.replace('/', '_')}", ".png")
-        save_comparison(run.out / "overlays" / name, sample.image, sample.labels, pred, conf)
+        save_comparison(run.overlay_dir / name, sample.image, sample.labels, pred, conf)
 
 
 def _file_name(stem: str, suffix: str, limit: int = 255) -> str:
@@ -325,8 +325,8 @@ def run(run: Run) -> None:
         "translator_check": check,
         "strategies": strategies,
     }
-    io.write_text(run.out / "results.json", json.dumps(results, indent=2))
-    rows = aggregate([results | {"path": str(run.out / "results.json")}])
+    io.write_text(run.results_file, json.dumps(results, indent=2))
+    rows = aggregate([results | {"path": str(run.results_file)}])
     log.info("%s", "".join(notes([results])).rstrip())
     if translator_check.failed(results):
         log.warning("%s", translator_check.summary(results).removeprefix("- "))
@@ -335,10 +335,10 @@ def run(run: Run) -> None:
     else:
         log.info(
             "U has no labels: pseudo labels are in %s, there is no Dice to report",
-            run.out / "pseudo_labels",
+            run.pseudo_label_root,
         )
     _export(run, results)
-    run.outputs.results = str(run.out / "results.json")
+    run.outputs.results = str(run.results_file)
     run.outputs.objective = objective(results)
 
 
@@ -429,7 +429,7 @@ def publish(run: Run, rows: list[dict], check: dict) -> None:
             logger.log_metrics(scores)
         if (run.out / "morphometrics.png").is_file():
             logger.log_image("eval/morphometrics", [str(run.out / "morphometrics.png")])
-        overlays = sorted((run.out / "overlays").glob("*.png"))
+        overlays = sorted(run.overlay_dir.glob("*.png"))
         if overlays:
             logger.log_image(
                 "eval/overlays", [str(p) for p in overlays], caption=[p.stem for p in overlays]

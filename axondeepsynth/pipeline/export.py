@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 def export(run: Run, strategy: Strategy, fold: int, checkpoint_of) -> Path:
     """Copy `strategy`'s models of `fold` (their weights chosen by `checkpoint_of(train_set)`)
     into `<run>/model/`, replacing a previous export of this run whole."""
-    cfg, out = run.cfg, run.out / "model"
+    cfg, out = run.cfg, run.model_dir
     staging = run.out / "model.partial"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)

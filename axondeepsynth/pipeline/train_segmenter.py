@@ -110,7 +110,7 @@ def train(run: Run, train_set: str) -> None:
     if run.cfg.seg.backend == "nnunet":
         fit = _nnunet_trainer(run, train_set, samples, origin)
     for fold in run.folds:
-        root = run.out / "seg" / train_set / f"fold{fold}"
+        root = run.proxy_dir(train_set, fold)
         run.outputs.segmenters[train_set, fold] = once(
             root,
             keys.segmenter(run.cfg, origin, fold),
@@ -125,7 +125,7 @@ def _nnunet_trainer(run: Run, train_set: str, samples: list[Sample], origin: str
     from axondeepsynth.training import nnunet
 
     cfg = run.cfg
-    base = run.out / "seg" / train_set / "nnunet"
+    base = run.proxy_dir(train_set)
     folds = splits(samples, cfg.seg.k, cfg.seed)
     keyed = [{part: [s.key for s in fold[part]] for part in fold} for fold in folds]
     dataset = once(

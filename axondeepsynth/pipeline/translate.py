@@ -43,7 +43,7 @@ def translate_direction(run: Run, direction: str) -> Translation:
     made = []
     for draw in range(run.draws(direction)):
         name = direction if draw == 0 else f"{direction}-draw{draw}"
-        root = run.translator_dir / "translate" / name
+        root = run.translations_dir(name)
         made.append(
             once(
                 root,
