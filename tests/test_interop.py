@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -150,3 +151,36 @@ def test_axondeepseg_measures_what_segment_writes(tmp_path: Path) -> None:
         done = ads("axondeepseg_morphometrics", "-i", str(image), "-f", "ads.csv")
         assert done.returncode == 0, done.stderr[-2000:]
         assert list(image.parent.glob("*ads.csv"))
+
+
+def test_axondeepseg_loads_a_kept_nnunet_model(tmp_path: Path) -> None:
+    """The kept model of a `seg.backend=nnunet` run, placed where AxonDeepSeg looks for models
+    (`AxonDeepSeg/models/<name>/`: given elsewhere by path it tries to download one), segments
+    an image with AxonDeepSeg's own command and its nnU-Net 2.2.1."""
+    pytest.importorskip("nnunetv2", reason="the nnU-Net backend: pip install -e '.[nnunet]'")
+    from test_nnunet import SHORT
+
+    cfg = compose_cfg(*SHORT, tmp=tmp_path)
+    run_stages(cfg)
+    kept = Path(cfg.paths.output_dir) / "model"
+    meta = json.loads((kept / "model.json").read_text())
+    folder = kept / Path(meta["members"][0]["checkpoint"]).parent.parent
+    where = "import AxonDeepSeg, pathlib; print(pathlib.Path(AxonDeepSeg.__file__).parent)"
+    found = ads("python", "-c", where)
+    assert found.returncode == 0, found.stderr[-2000:]
+    placed = Path(found.stdout.strip()) / "models" / f"axondeepsynth_test_{os.getpid()}"
+    shutil.copytree(folder, placed)
+    try:
+        image = next(Path(cfg.data.unlabeled.root).rglob("*_SEM.png"))
+        work = tmp_path / "ads"
+        work.mkdir()
+        shutil.copy(image, work / "image.png")
+        done = ads("axondeepseg", "-i", str(work / "image.png"), "-m", str(placed), cwd=work)
+        assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+        shape = images.read_mask(work / "image.png").shape
+        for kind in ("axon", "myelin", "axonmyelin"):
+            mask = images.read_mask(work / f"image_seg-{kind}.png")
+            assert mask.shape == shape and set(np.unique(mask)) <= {0, 127, 255}
+        assert (images.read_mask(work / "image_seg-axonmyelin.png") > 0).any()
+    finally:
+        shutil.rmtree(placed)
