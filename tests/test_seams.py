@@ -387,6 +387,11 @@ def test_fused_reuses_the_probabilities_of_its_members_bitwise(tmp_path: Path, m
     shared = evaluate.Predictions(run)
     for name in ("tutorship", "adaptation", "fused"):
         evaluate.evaluate_fold(run, strategies.STRATEGIES[name], 0, {}, shared)
+        kept = len(list(shared.dir.glob("*.npy")))
+        shared.release(strategies.STRATEGIES[name], 0)
+        # kept for fused while it is to come; let go once it has read them
+        assert len(list(shared.dir.glob("*.npy"))) == (0 if name == "fused" else kept)
+    assert kept == 2 * n_u and not shared.models
     assert len(calls) == 2 * n_u  # fused predicted nothing itself
     assert {p.name: p.read_bytes() for p in written.rglob("*.png")} == by_itself
     assert len(by_itself) >= 4 * n_u  # three masks and a confidence map per image

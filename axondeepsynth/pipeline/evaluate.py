@@ -109,6 +109,7 @@ class Predictions:
             for fold in run.folds
             for train_set, shown in s.models
         )
+        self.left = Counter(self.uses)  # uses still to come
 
     def members(self, strategy: Strategy, fold: int) -> list[tuple[str, str]]:
         """The (checkpoint, input) of each of a strategy's models for one fold."""
@@ -138,6 +139,17 @@ class Predictions:
             self.dir.mkdir(exist_ok=True)
             np.save(path, probs)
         return probs
+
+    def release(self, strategy: Strategy, fold: int) -> None:
+        """A strategy's fold is scored: delete what no later one will read."""
+        for member in self.members(strategy, fold):
+            self.left[member] -= 1
+            if self.uses[member] > 1 and self.left[member] == 0:
+                for path in self.dir.glob(f"{keys.config_hash(*member)}_*.npy"):
+                    path.unlink()
+            ckpt = member[0]
+            if all(n <= 0 for (c, _), n in self.left.items() if c == ckpt):
+                self.models.pop(ckpt, None)  # no strategy left applies it
 
     def close(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -278,16 +290,20 @@ def run(run: Run) -> None:
 
     predictions = Predictions(run)
 
-    def evaluate_strategy(strategy: Strategy) -> None:
-        folds = {}
-        for fold in run.folds:
-            folds[str(fold)], measured = evaluate_fold(run, strategy, fold, truth, predictions)
+    def evaluate_strategy(strategy: Strategy, folds: list[int]) -> None:
+        record = {"train_set": "+".join(strategy.train_sets), "folds": {}}
+        record = strategies.setdefault(strategy.name, record)
+        for fold in folds:
+            record["folds"][str(fold)], measured = evaluate_fold(
+                run, strategy, fold, truth, predictions
+            )
             fibres.setdefault(strategy.name, []).extend(measured)
-        strategies[strategy.name] = {"train_set": "+".join(strategy.train_sets), "folds": folds}
+            predictions.release(strategy, fold)
 
-    for strategy in run.strategies:
-        if not strategy.pseudo:
-            evaluate_strategy(strategy)
+    for fold in run.folds:  # fold by fold: what strategies share is let go after each
+        for strategy in run.strategies:
+            if not strategy.pseudo:
+                evaluate_strategy(strategy, [fold])
     predictions.close()
     candidates = [s.name for s in run.strategies if not s.held_out]  # each labels all of U
     if len(candidates) > 2:  # between two, agreement is the same number for both
@@ -303,7 +319,7 @@ def run(run: Run) -> None:
                 continue
             for train_set in strategy.train_sets:
                 train_segmenter.train(run, train_set)
-            evaluate_strategy(strategy)
+            evaluate_strategy(strategy, run.folds)
             _compare_with_teacher(strategies[strategy.name], strategies[run.outputs.teacher], run)
     if any(fibres.values()):
         true = [row for rows in truth.values() for row in rows]
