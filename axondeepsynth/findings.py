@@ -121,7 +121,15 @@ def aggregate(records: list[dict]) -> list[dict]:
                 record.get("config_hash"),
                 record.get("backend", DEFAULT_BACKEND),  # results before the nnU-Net backend
             )
-            group = groups.setdefault(key, {"folds": {}, "files": {}, "seed": record.get("seed")})
+            group = groups.setdefault(
+                key,
+                {
+                    "folds": {},
+                    "files": {},
+                    "seed": record.get("seed"),
+                    "recipe_hash": record.get("recipe_hash"),
+                },
+            )
             group["files"][record["path"]] = record.get("translation") or {}
             for fold, scores in body["folds"].items():
                 if scores.get("mean") is not None:
@@ -158,6 +166,7 @@ def _row(key: tuple, group: dict) -> dict:
         "config_hash": config_hash,
         "backend": backend,
         "seed": group["seed"],  # in the config hash: one per row
+        "recipe_hash": group["recipe_hash"],  # shared by rows that differ by their seed alone
         "n_folds": len(folds),
         "n_images": _images_per_fold(folds.values()),
     }
@@ -645,8 +654,33 @@ def translator_checks(records: list[dict]) -> str:
     )
 
 
+def seed_spread(rows: list[dict]) -> str:
+    """For each strategy run with several seeds and nothing else changed (one recipe hash), its
+    Dice over the seeds: one run is an anecdote, the spread says what to expect of the next."""
+    by_recipe: dict[tuple, list[dict]] = {}
+    for row in rows:
+        if row.get("recipe_hash") and row.get("seed") is not None:
+            key = (row["target"], row["source"], row["strategy"], row["recipe_hash"])
+            by_recipe.setdefault(key, []).append(row)
+    lines = []
+    for (target, source, strategy, _), group in by_recipe.items():
+        if len({r["seed"] for r in group}) < 2:
+            continue
+        group = sorted(group, key=lambda r: r["seed"])
+        cells = []
+        for c in CLASSES:
+            values = [r[f"{c}_mean"] for r in group]
+            cells.append(
+                f"{c} {statistics.fmean(values):.3f} (range {min(values):.3f}-{max(values):.3f})"
+            )
+        seeds = ", ".join(str(r["seed"]) for r in group)
+        lines.append(f"- {source} → {target}, {strategy}: {'; '.join(cells)} over seeds {seeds}")
+    return ("Spread over seeds:\n" + "\n".join(lines) + "\n") if lines else ""
+
+
 def notes(records: list[dict]) -> list[str]:
-    """The text under the table: the translator check, the recommendation, self-training, the
-    images to check."""
-    parts = (translator_checks(records), recommend(records), self_training(records))
+    """The text under the table: the translator check, the spread over seeds, the
+    recommendation, self-training, the images to check."""
+    spread = seed_spread(aggregate([r for r in records if "path" in r]))  # read from files
+    parts = (translator_checks(records), spread, recommend(records), self_training(records))
     return [t for t in (*parts, to_check(records)) if t]

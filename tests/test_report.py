@@ -34,6 +34,8 @@ def results(
     source: str = "TEM",
     target: str = "SEM",
     translation: dict | None = None,
+    seed: int | None = None,
+    recipe_hash: str | None = None,
 ) -> Path:
     """Write a results.json as the evaluate stage does; `strategies`: name -> fold -> scores."""
     path.mkdir(parents=True, exist_ok=True)
@@ -41,6 +43,8 @@ def results(
         "task_name": "demo",
         "run_dir": str(path),
         "config_hash": config_hash,
+        "seed": seed,
+        "recipe_hash": recipe_hash,
         "source": source,
         "target": target,
         "data": {"L": {"root": "/l", "n_images": 8}, "U": {"root": "/u", "n_images": 8}},
@@ -277,3 +281,18 @@ def test_the_two_backends_sit_side_by_side(tmp_path: Path) -> None:
     ]
     table = findings.markdown(rows)
     assert "| tutorship | 0.700" in table and "| tutorship (nnunet) | 0.800" in table
+
+
+def test_runs_that_differ_by_their_seed_alone_show_their_spread(tmp_path: Path) -> None:
+    for seed, axon in ((0, 0.70), (1, 0.76), (2, 0.73)):
+        results(tmp_path / f"s{seed}", {"tutorship": {"0": fold(axon, 0.7)}},
+                config_hash=f"c{seed}", seed=seed, recipe_hash="r")  # fmt: skip
+    results(tmp_path / "other", {"tutorship": {"0": fold(0.2, 0.1)}},
+            config_hash="c9", seed=1, recipe_hash="another")  # fmt: skip
+    records = findings.collect([tmp_path])
+    text = "".join(findings.notes(records))
+    (line,) = [t for t in text.splitlines() if t.startswith("- TEM → SEM, tutorship")]
+    assert "axon 0.730 (range 0.700-0.760)" in line and "over seeds 0, 1, 2" in line
+    assert not any("0.200" in t for t in text.splitlines() if "over seeds" in t)  # one seed
+    # one seed alone shows no spread
+    assert "Spread over seeds" not in "".join(findings.notes(findings.collect([tmp_path / "s0"])))

@@ -328,6 +328,7 @@ def run(run: Run) -> None:
         "task_name": cfg.task_name,
         "run_dir": str(run.out),
         "config_hash": keys.results(cfg),  # the folds of a sweep share it
+        "recipe_hash": keys.results(cfg, seeded=False),  # and runs of other seeds
         "seed": cfg.seed,  # the proxies', and the translator's unless it was restarted
         "translator_seed": run.outputs.translator.seed if run.outputs.translator else None,
         "backend": str(cfg.seg.backend),

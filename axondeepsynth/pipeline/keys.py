@@ -76,11 +76,11 @@ def nnunet_dataset(cfg: Config, origin: str) -> str:
     return config_hash(origin, identity(cfg.data), planning, cfg.seg.k, cfg.seed)
 
 
-def results(cfg: Config) -> str:
+def results(cfg: Config, seeded: bool = True) -> str:
     """What a row of Dice depends on: everything but which folds and strategies ran here, so
-    the folds of a sweep's jobs share it."""
+    the folds of a sweep's jobs share it; without the seed (`seeded=False`), what runs that
+    differ by their seed alone share."""
     seg = identity(cfg.seg)
     del seg["fold"], seg["strategies"]
-    return config_hash(
-        identity(cfg.data), identity(cfg.model), identity(cfg.trainer), seg, cfg.seed
-    )
+    parts = (identity(cfg.data), identity(cfg.model), identity(cfg.trainer), seg)
+    return config_hash(*parts, cfg.seed) if seeded else config_hash(*parts, "any seed")
