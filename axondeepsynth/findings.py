@@ -678,9 +678,12 @@ def seed_spread(rows: list[dict]) -> str:
     return ("Spread over seeds:\n" + "\n".join(lines) + "\n") if lines else ""
 
 
-def notes(records: list[dict]) -> list[str]:
-    """The text under the table: the translator check, the spread over seeds, the
-    recommendation, self-training, the images to check."""
-    spread = seed_spread(aggregate([r for r in records if "path" in r]))  # read from files
+def notes(records: list[dict], rows: list[dict] | None = None) -> list[str]:
+    """The text under the table: the translator check, the spread over seeds (of `rows`, the
+    records aggregated, when the caller has them), the recommendation, self-training, the
+    images to check."""
+    if rows is None:  # records read from files (an in-memory one has no path to name)
+        rows = aggregate([r for r in records if "path" in r])
+    spread = seed_spread(rows)
     parts = (translator_checks(records), spread, recommend(records), self_training(records))
     return [t for t in (*parts, to_check(records)) if t]

@@ -46,7 +46,7 @@ def write_report(rows: list[dict], out: Path, records: list[dict] | None = None)
     That is `out`, or `out-2`, `out-3`, ... when `out` already holds files.
     """
     out = _free_dir(Path(out))
-    write_text(out / "table.md", "\n".join([markdown(rows), *notes(records or [])]))
+    write_text(out / "table.md", "\n".join([markdown(rows), *notes(records or [], rows)]))
     write_text(out / "table.csv", csv_table(rows))
     write_text(out / "summary.json", json.dumps({"rows": rows}, indent=2) + "\n")
     if rows:
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         records = collect(args.run_dirs)
         rows = aggregate(records)
-        found = notes(records)
+        found = notes(records, rows)
         if not rows and not found:
             raise DataError(
                 args.run_dirs[0], "results.json files hold no strategies", "run evaluate first"

@@ -160,7 +160,7 @@ def evaluate_fold(
     strategy: Strategy,
     fold: int,
     truth: dict[str, list[dict]],
-    predictions: Predictions | None = None,
+    predictions: Predictions,
 ) -> tuple[dict, list[dict]]:
     """Pseudo-label every U image (its held-out ones for the oracle) with one strategy's fold:
     its models' softmax averaged; write the masks and each image's morphometrics; return Dice
@@ -169,7 +169,6 @@ def evaluate_fold(
     seg = run.cfg.seg
     out = run.pseudo_label_dir(strategy.name, fold)
     keep = held_out(run, strategy, fold)
-    predictions = predictions or Predictions(run)
     members = predictions.members(strategy, fold)
     per_image, pseudo, preds, fibres, true_fibres, confidences = {}, [], {}, [], [], {}
     found = []  # axon detection counts per labelled image
@@ -344,7 +343,7 @@ def run(run: Run) -> None:
     }
     io.write_text(run.results_file, json.dumps(results, indent=2))
     rows = aggregate([results | {"path": str(run.results_file)}])
-    log.info("%s", "".join(notes([results])).rstrip())
+    log.info("%s", "".join(notes([results], rows)).rstrip())
     if translator_check.failed(results):
         log.warning("%s", translator_check.summary(results).removeprefix("- "))
     if rows:

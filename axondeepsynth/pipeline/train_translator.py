@@ -41,6 +41,7 @@ def run(run: Run) -> None:
             root, keys.translator(cfg, seed), lambda r=root, s=seed: _train(run, r, s),
             TranslatorCheckpoints,
         )  # fmt: skip
+        # a done.json written before restarts existed records neither
         run.outputs.translator.seed, run.outputs.translator.root = seed, str(root)
         if restart == cfg.translator.restarts:
             break

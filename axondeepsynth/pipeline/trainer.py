@@ -64,7 +64,6 @@ class Stop:
 def on_sigterm(signum: int, frame) -> None:
     """The run's SIGTERM handler: Lightning chains it behind its own while fitting."""
     if not Stop.fitting:
-        Stop.signum = signal.SIGTERM
         raise Terminated
 
 
