@@ -341,6 +341,10 @@ class SegmentationConfig:
     # fold's held-out images (never for the oracle, whose held-out images are its test set)
     checkpoint: Which = predict(Which.last)
     fold: Any = predict("all")  # a fold index 0..k-1, or "all" to run every fold here
+    # with fold "all", each strategy that labels all of U is also scored with its k folds'
+    # proxies averaged (nnU-Net's way; pseudo_labels/<strategy>/ensemble/): what it makes
+    # then depends less on which L images one fold left out, and that is the kept model
+    ensemble: bool = predict(True)
     k: int = 5  # folds over the training images, split by subject
     max_epochs: int = 50
     tiles_per_epoch: int = 256
@@ -355,7 +359,8 @@ class SegmentationConfig:
     # strategy's proxies of one fold (and the translator its inputs need); "recommended":
     # self_training where the run has it, else the strategy the report recommends; null: none
     export: str | None = predict("recommended")
-    export_fold: int | None = predict(None)  # None: the first fold this run scores
+    # None: the ensemble where the run scores it, else the first fold this run scores
+    export_fold: int | None = predict(None)
     # the strategy whose pseudo labels (of the first fold) self_training learns from; in the
     # key of that training set through its origin, so no other proxy's key holds it
     self_train_from: str = predict("recommended")

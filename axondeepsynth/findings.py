@@ -134,6 +134,9 @@ def aggregate(records: list[dict]) -> list[dict]:
             for fold, scores in body["folds"].items():
                 if scores.get("mean") is not None:
                     _add_fold(group["folds"], str(fold), scores, key, record["path"])
+            ensemble = body.get("ensemble") or {}
+            if ensemble.get("mean") is not None:  # the folds' proxies averaged (seg.ensemble)
+                group["ensemble"] = {c: float(ensemble["mean"][c]) for c in CLASSES}
     rows = [_row(key, group) for key, group in groups.items() if group["folds"]]  # scored ones
     return sorted(rows, key=_sort_key)
 
@@ -183,6 +186,7 @@ def _row(key: tuple, group: dict) -> dict:
         values = [float(v) for v in values if _is_number(v)]
         row[f"{name}_mean"] = statistics.fmean(values) if values else None
         row[f"{name}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+    row["ensemble"] = group.get("ensemble")  # Dice of the folds' proxies averaged, or None
     row["translation"] = _translation(group["files"].values())
     row["folds"] = folds
     row["files"] = sorted(group["files"])
@@ -292,7 +296,8 @@ def markdown(rows: list[dict]) -> str:
                 line += [_fmt(row[f"{c}_mean"], row[f"{c}_std"]) for c in CLASSES]
                 line.append(str(row["n_folds"]))
         lines.append("| " + " | ".join(line) + " |")
-    morphometrics = _morphometrics_lines(rows, series, pairs, cells)
+    morphometrics = _ensemble_lines(series, pairs, cells)
+    morphometrics += _morphometrics_lines(rows, series, pairs, cells)
     morphometrics += _detection_lines(series, pairs, cells)
     return "\n".join(lines + _translation_lines(rows, ambiguous) + morphometrics) + "\n"
 
@@ -325,6 +330,25 @@ def _morphometrics_lines(rows: list[dict], series: dict, pairs: list, cells: dic
                 cell += [_num(row[f"{name}_error"]), _num(row[f"{name}_wasserstein"])]
             lines.append("| " + " | ".join(cell) + " |")
     return lines
+
+
+def _ensemble_lines(series: dict, pairs: list, cells: dict) -> list[str]:
+    """Per target, each strategy's Dice with its folds' proxies averaged: the pseudo labels
+    and the model a run hands on."""
+    lines = []
+    for pair in pairs:
+        found = [(label, cells.get((key, pair))) for key, label in series.items()]
+        found = [(label, row["ensemble"]) for label, row in found if row and row["ensemble"]]
+        if found:
+            scores = "; ".join(
+                f"{label} {' / '.join(f'{e[c]:.3f}' for c in CLASSES)}" for label, e in found
+            )
+            lines.append(f"{pair[0]} → {pair[1]}, {' / '.join(CLASSES)}: {scores}")
+    if not lines:
+        return []
+    return ["", "Folds' proxies averaged (the pseudo labels and model a run hands on), Dice:"] + [
+        f"- {line}" for line in lines
+    ]
 
 
 def _detection_lines(series: dict, pairs: list, cells: dict) -> list[str]:
@@ -667,14 +691,18 @@ def seed_spread(rows: list[dict]) -> str:
         if len({r["seed"] for r in group}) < 2:
             continue
         group = sorted(group, key=lambda r: r["seed"])
+        averaged = all(r["ensemble"] for r in group)  # what each run hands on, where all have it
         cells = []
         for c in CLASSES:
-            values = [r[f"{c}_mean"] for r in group]
+            values = [r["ensemble"][c] if averaged else r[f"{c}_mean"] for r in group]
             cells.append(
                 f"{c} {statistics.fmean(values):.3f} (range {min(values):.3f}-{max(values):.3f})"
             )
         seeds = ", ".join(str(r["seed"]) for r in group)
-        lines.append(f"- {source} → {target}, {strategy}: {'; '.join(cells)} over seeds {seeds}")
+        what = "folds' proxies averaged" if averaged else "mean over folds"
+        lines.append(
+            f"- {source} → {target}, {strategy} ({what}): {'; '.join(cells)} over seeds {seeds}"
+        )
     return ("Spread over seeds:\n" + "\n".join(lines) + "\n") if lines else ""
 
 

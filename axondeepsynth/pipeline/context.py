@@ -18,6 +18,9 @@ from axondeepsynth.data.records import Sample
 from axondeepsynth.strategies import STRATEGIES, Strategy, shown_translations
 
 Domain = Literal["L", "U"]
+# what a strategy is scored with: one fold's proxies, or every fold's averaged (seg.ensemble)
+ENSEMBLE = "ensemble"
+Part = int | Literal["ensemble"]
 SOURCE: dict[str, Domain] = {"l2u": "L", "u2l": "U"}  # the domain a translation starts from
 
 
@@ -119,6 +122,21 @@ class Run:
     def strategies(self) -> list[Strategy]:
         return [STRATEGIES[name] for name in self.cfg.seg.strategies]
 
+    def ensembled(self, strategy: Strategy) -> bool:
+        """Whether `strategy` is also scored with its k folds' proxies averaged: seg.ensemble,
+        every fold run here, and a strategy that labels all of U (not only held-out images)."""
+        seg = self.cfg.seg
+        return seg.ensemble and seg.fold == "all" and not strategy.held_out
+
+    def parts(self, strategy: Strategy) -> list[Part]:
+        """What `strategy` is scored with: each fold, then the ensemble where it has one."""
+        return [*self.folds, *([ENSEMBLE] if self.ensembled(strategy) else [])]
+
+    def handed_on(self, strategy: Strategy) -> Part:
+        """The part whose pseudo labels and proxies a strategy hands on (to self_training, to
+        the kept model): its ensemble where it has one, else the first fold run here."""
+        return ENSEMBLE if self.ensembled(strategy) else self.folds[0]
+
     @property
     def directions(self) -> list[str]:
         """Translations to make: as configured, else those the strategies need."""
@@ -146,8 +164,8 @@ class Run:
     def pseudo_label_root(self) -> Path:
         return self.out / "pseudo_labels"
 
-    def pseudo_label_dir(self, strategy: str, fold: int) -> Path:
-        return self.pseudo_label_root / strategy / f"fold{fold}"
+    def pseudo_label_dir(self, strategy: str, part: Part) -> Path:
+        return self.pseudo_label_root / strategy / part_name(part)
 
     @property
     def results_file(self) -> Path:
@@ -167,9 +185,10 @@ class Run:
         """Morphometrics of U's own labels."""
         return self.out / "morphometrics_truth"
 
-    def pseudo_labels(self, strategy: str, fold: int, key: str) -> np.ndarray:
-        """The label map evaluate wrote for one U image by a strategy's fold (stored size)."""
-        path = self.pseudo_label_dir(strategy, fold) / f"{key}_seg-axonmyelin.png"
+    def pseudo_labels(self, strategy: str, part: Part, key: str) -> np.ndarray:
+        """The label map evaluate wrote for one U image by a strategy's fold or ensemble
+        (stored size)."""
+        path = self.pseudo_label_dir(strategy, part) / f"{key}_seg-axonmyelin.png"
         return from_axonmyelin(images.read_mask(path))
 
     def domain_config(self, which: Domain) -> DomainConfig:
@@ -197,3 +216,8 @@ class Run:
             d = self.cfg.data
             self._samples[name] = load_domain(cfg, d.target_pixel_size, name, cache, d.resize)
         return self._samples[name]
+
+
+def part_name(part: Part) -> str:
+    """`fold<k>` or `ensemble`: a part's folder and file-name tag."""
+    return part if part == ENSEMBLE else f"fold{part}"

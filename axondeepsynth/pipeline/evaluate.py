@@ -36,7 +36,7 @@ from axondeepsynth.data.layouts import nnunet
 from axondeepsynth.findings import aggregate, chart, markdown, notes, recommended, table_for_logging
 from axondeepsynth.inference import confidence, image_confidence
 from axondeepsynth.pipeline import export, keys, train_segmenter, translate
-from axondeepsynth.pipeline.context import Run
+from axondeepsynth.pipeline.context import ENSEMBLE, Part, Run, part_name
 from axondeepsynth.pipeline.pictures import morphometrics_figure, save_comparison
 from axondeepsynth.strategies import INPUT_TRANSLATION, STRATEGIES, TRAINING_SETS, Strategy
 from axondeepsynth.training import proxy
@@ -103,17 +103,23 @@ class Predictions:
         self.dir = run.out / "evaluate_cache"
         shutil.rmtree(self.dir, ignore_errors=True)  # a stopped run's: its proxies may be new
         self.uses = Counter(
-            (checkpoint(run, s, train_set, fold), shown)
+            member
             for s in run.strategies
             if not s.pseudo
-            for fold in run.folds
-            for train_set, shown in s.models
+            for part in run.parts(s)
+            for member in self.members(s, part)
         )
         self.left = Counter(self.uses)  # uses still to come
 
-    def members(self, strategy: Strategy, fold: int) -> list[tuple[str, str]]:
-        """The (checkpoint, input) of each of a strategy's models for one fold."""
-        return [(checkpoint(self.run, strategy, t, fold), shown) for t, shown in strategy.models]
+    def members(self, strategy: Strategy, part: Part) -> list[tuple[str, str]]:
+        """The (checkpoint, input) of each of a strategy's models for one fold, or for every
+        fold (the ensemble)."""
+        folds = self.run.folds if part == ENSEMBLE else [part]
+        return [
+            (checkpoint(self.run, strategy, t, fold), shown)
+            for fold in folds
+            for t, shown in strategy.models
+        ]
 
     def of(self, ckpt: str, shown: str, i: int) -> np.ndarray:
         """One model's probabilities [C, h, w] of U's i-th image, averaged over the inputs it is
@@ -140,9 +146,9 @@ class Predictions:
             np.save(path, probs)
         return probs
 
-    def release(self, strategy: Strategy, fold: int) -> None:
-        """A strategy's fold is scored: delete what no later one will read."""
-        for member in self.members(strategy, fold):
+    def release(self, strategy: Strategy, part: Part) -> None:
+        """A strategy's fold or ensemble is scored: delete what no later one will read."""
+        for member in self.members(strategy, part):
             self.left[member] -= 1
             if self.uses[member] > 1 and self.left[member] == 0:
                 for path in self.dir.glob(f"{keys.config_hash(*member)}_*.npy"):
@@ -158,18 +164,18 @@ class Predictions:
 def evaluate_fold(
     run: Run,
     strategy: Strategy,
-    fold: int,
+    part: Part,
     truth: dict[str, list[dict]],
     predictions: Predictions,
 ) -> tuple[dict, list[dict]]:
-    """Pseudo-label every U image (its held-out ones for the oracle) with one strategy's fold:
-    its models' softmax averaged; write the masks and each image's morphometrics; return Dice
-    and morphometrics against U's labels, and the fibres of the pseudo labels. `truth` holds
-    the fibres of U's labels by image, measured on first use and shared by every fold."""
+    """Pseudo-label every U image (its held-out ones for the oracle) with one strategy's fold
+    or ensemble: its models' softmax averaged; write the masks and each image's morphometrics;
+    return Dice and morphometrics against U's labels, and the fibres of the pseudo labels.
+    `truth` holds the fibres of U's labels by image, measured on first use and shared by all."""
     seg = run.cfg.seg
-    out = run.pseudo_label_dir(strategy.name, fold)
-    keep = held_out(run, strategy, fold)
-    members = predictions.members(strategy, fold)
+    out = run.pseudo_label_dir(strategy.name, part)
+    keep = None if part == ENSEMBLE else held_out(run, strategy, part)
+    members = predictions.members(strategy, part)
     per_image, pseudo, preds, fibres, true_fibres, confidences = {}, [], {}, [], [], {}
     found = []  # axon detection counts per labelled image
     chosen = [
@@ -177,7 +183,7 @@ def evaluate_fold(
         for i, sample in enumerate(run.domain("U", native=True))
         if keep is None or sample.key in keep
     ]
-    for i, sample in tqdm(chosen, desc=f"{strategy.name} fold {fold}", unit="img"):
+    for i, sample in tqdm(chosen, desc=f"{strategy.name} {part_name(part)}", unit="img"):
         probs = np.mean([predictions.of(ckpt, shown, i) for ckpt, shown in members], axis=0)
         probs = proxy.resized(probs, sample.image.shape)
         pred, conf = probs.argmax(0).astype(np.uint8), confidence(probs)
@@ -203,7 +209,7 @@ def evaluate_fold(
                 out_truth = run.truth_dir
                 truth[sample.key] = measure_fibres(sample.labels, sample, out_truth)
             true_fibres += truth[sample.key]
-    _save_overlays(run, strategy.name, fold, preds, per_image, confidences)
+    _save_overlays(run, strategy.name, part, preds, per_image, confidences)
     if seg.export_nnunet:
         name = {"Name": f"{strategy.name} pseudo labels"}
         cases = nnunet.case_names(s.key for s in pseudo)
@@ -254,7 +260,7 @@ def measure_fibres(labels: np.ndarray, sample, out: Path) -> list[dict]:
 def _save_overlays(
     run: Run,
     strategy: str,
-    fold: int,
+    part: Part,
     preds: dict,
     per_image: dict[str, dict[str, float]],
     confidences: dict[str, float],
@@ -269,7 +275,7 @@ def _save_overlays(
         chosen = {f"check{i}": key for i, key in enumerate(ranked)}
     for tag, key in chosen.items():
         sample, pred, conf = preds[key]
-        name = _file_name(f"{strategy}_fold{fold}_{tag}_{key.replace('/', '_')}", ".png")
+        name = _file_name(f"{strategy}_{part_name(part)}_{tag}_{key.replace('/', '_')}", ".png")
         save_comparison(run.overlay_dir / name, sample.image, sample.labels, pred, conf)
 
 
@@ -289,20 +295,23 @@ def run(run: Run) -> None:
 
     predictions = Predictions(run)
 
-    def evaluate_strategy(strategy: Strategy, folds: list[int]) -> None:
+    def evaluate_strategy(strategy: Strategy, parts: list[Part]) -> None:
         record = {"train_set": "+".join(strategy.train_sets), "folds": {}}
         record = strategies.setdefault(strategy.name, record)
-        for fold in folds:
-            record["folds"][str(fold)], measured = evaluate_fold(
-                run, strategy, fold, truth, predictions
-            )
-            fibres.setdefault(strategy.name, []).extend(measured)
-            predictions.release(strategy, fold)
+        for part in parts:
+            scores, measured = evaluate_fold(run, strategy, part, truth, predictions)
+            if part == ENSEMBLE:  # beside the folds: the folds' mean ± std stays the paper's
+                record[ENSEMBLE] = scores
+            else:
+                record["folds"][str(part)] = scores
+                fibres.setdefault(strategy.name, []).extend(measured)
+            predictions.release(strategy, part)
 
-    for fold in run.folds:  # fold by fold: what strategies share is let go after each
+    # fold by fold, then the ensembles: what strategies share is let go after its last use
+    for part in [*run.folds, ENSEMBLE]:
         for strategy in run.strategies:
-            if not strategy.pseudo:
-                evaluate_strategy(strategy, [fold])
+            if not strategy.pseudo and part in run.parts(strategy):
+                evaluate_strategy(strategy, [part])
     predictions.close()
     candidates = [s.name for s in run.strategies if not s.held_out]  # each labels all of U
     if len(candidates) > 2:  # between two, agreement is the same number for both
@@ -318,7 +327,7 @@ def run(run: Run) -> None:
                 continue
             for train_set in strategy.train_sets:
                 train_segmenter.train(run, train_set)
-            evaluate_strategy(strategy, run.folds)
+            evaluate_strategy(strategy, run.parts(strategy))
             _compare_with_teacher(strategies[strategy.name], strategies[run.outputs.teacher], run)
     if any(fibres.values()):
         true = [row for rows in truth.values() for row in rows]
@@ -396,8 +405,9 @@ def _teacher(run: Run, strategies: dict, check: dict) -> str | None:
 
 def _compare_with_teacher(student: dict, teacher: dict, run: Run) -> None:
     """Beside each self-training fold, its teacher's Dice on the same held-out images (the
-    pseudo labels it learned from, those of the teacher's first fold)."""
-    taught = teacher["folds"][str(run.folds[0])]["per_image"]
+    pseudo labels it learned from: its ensemble's, else its first fold's)."""
+    part = run.handed_on(STRATEGIES[run.outputs.teacher])
+    taught = (teacher[ENSEMBLE] if part == ENSEMBLE else teacher["folds"][str(part)])["per_image"]
     student["teacher"] = run.outputs.teacher
     for fold in student["folds"].values():
         same = [taught[k] for k in fold["per_image"] if k in taught]
@@ -421,8 +431,8 @@ def _export(run: Run, results: dict) -> None:
         return
     if name:
         strategy = STRATEGIES[name]
-        fold = run.folds[0] if seg.export_fold is None else seg.export_fold
-        export.export(run, strategy, fold, lambda t: checkpoint(run, strategy, t, fold))
+        part = run.handed_on(strategy) if seg.export_fold is None else seg.export_fold
+        export.export(run, strategy, part, lambda t, fold: checkpoint(run, strategy, t, fold))
 
 
 def publish(run: Run, rows: list[dict], check: dict) -> None:

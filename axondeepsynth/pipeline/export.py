@@ -1,10 +1,10 @@
-"""The run's kept model in `<run>/model/`: one strategy's proxies of one fold, and the
-translator its inputs need, copied beside `model.json`, which says what
-`python -m axondeepsynth.segment` needs to apply them to new images: the pixel size they work
-at, the tiling, each proxy's input (U as it is, or translated into L's look) and how the
-translation was drawn. An nnU-Net proxy is copied as a model folder
+"""The run's kept model in `<run>/model/`: one strategy's proxies of one fold or of every fold
+(its ensemble, averaged), and the translator its inputs need, copied beside `model.json`,
+which says what `python -m axondeepsynth.segment` needs to apply them to new images: the pixel
+size they work at, the tiling, each proxy's input (U as it is, or translated into L's look)
+and how the translation was drawn. An nnU-Net proxy is copied as a model folder
 (`dataset.json`, `plans.json`, `fold_<k>/`) that `nnUNetv2_predict_from_modelfolder` also runs.
-The fold's Dice in results.json is the kept model's on the same images.
+The fold's (or the ensemble's) Dice in results.json is the kept model's on the same images.
 """
 
 from __future__ import annotations
@@ -19,27 +19,26 @@ from pathlib import Path
 from axondeepsynth import io
 from axondeepsynth.data.labels import CLASS_NAMES
 from axondeepsynth.inference import MODEL_FILE
-from axondeepsynth.pipeline.context import Run
+from axondeepsynth.pipeline.context import ENSEMBLE, Part, Run, part_name
 from axondeepsynth.strategies import INPUT_TRANSLATION, Strategy
 
 log = logging.getLogger(__name__)
 
 
-def export(run: Run, strategy: Strategy, fold: int, checkpoint_of) -> Path:
-    """Copy `strategy`'s models of `fold` (their weights chosen by `checkpoint_of(train_set)`)
-    into `<run>/model/`, replacing a previous export of this run whole."""
+def export(run: Run, strategy: Strategy, part: Part, checkpoint_of) -> Path:
+    """Copy `strategy`'s models of a fold, or of every fold (`ensemble`), their weights chosen
+    by `checkpoint_of(train_set, fold)`, into `<run>/model/`, replacing a previous export of
+    this run whole."""
     cfg, out = run.cfg, run.model_dir
     staging = run.out / "model.partial"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     members = []
-    for train_set, shown in strategy.models:
-        members.append(
-            {
-                "checkpoint": _copy_proxy(Path(checkpoint_of(train_set)), staging, train_set),
-                "input": shown,
-            }
-        )
+    for fold in run.folds if part == ENSEMBLE else [part]:
+        for train_set, shown in strategy.models:
+            name = f"{train_set}_fold{fold}" if part == ENSEMBLE else train_set
+            ckpt = Path(checkpoint_of(train_set, fold))
+            members.append({"checkpoint": _copy_proxy(ckpt, staging, name), "input": shown})
     translator = None
     if any(INPUT_TRANSLATION[shown] for _, shown in strategy.models):
         made, t = run.outputs.translations["u2l"], cfg.translator
@@ -57,7 +56,7 @@ def export(run: Run, strategy: Strategy, fold: int, checkpoint_of) -> Path:
     tile, overlap = cfg.seg_tiling()
     meta = {
         "strategy": strategy.name,
-        "fold": fold,
+        "fold": part,
         "backend": str(cfg.seg.backend),
         "pixel_size_um": _working_pixel_size(run),
         "resize": str(cfg.data.resize),
@@ -75,16 +74,18 @@ def export(run: Run, strategy: Strategy, fold: int, checkpoint_of) -> Path:
     io.write_text(staging / MODEL_FILE, json.dumps(meta, indent=2))
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)
-    log.info("kept model (%s, fold %d) in %s", strategy.name, fold, out)
+    log.info("kept model (%s, %s) in %s", strategy.name, part_name(part), out)
     return out
 
 
-def _copy_proxy(ckpt: Path, into: Path, train_set: str) -> str:
-    """Copy one proxy's weights; return their path relative to `into`."""
+def _copy_proxy(ckpt: Path, into: Path, name: str) -> str:
+    """Copy one proxy's weights (Lightning's as `<name>.ckpt`); return their path relative to
+    `into`."""
     if ckpt.suffix != ".pth":  # Lightning: one file
-        shutil.copy2(ckpt, into / f"{train_set}.ckpt")
-        return f"{train_set}.ckpt"
+        shutil.copy2(ckpt, into / f"{name}.ckpt")
+        return f"{name}.ckpt"
     fold_dir, model_dir = ckpt.parent, ckpt.parent.parent  # nnU-Net: a model folder subset
+    train_set = name.split("_fold")[0]  # a training set's folds share one model folder
     target = into / "nnunet" / train_set / model_dir.name
     (target / fold_dir.name).mkdir(parents=True)
     shutil.copy2(model_dir / "dataset.json", target / "dataset.json")

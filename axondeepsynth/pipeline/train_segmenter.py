@@ -25,10 +25,10 @@ from axondeepsynth.data.records import Sample
 from axondeepsynth.errors import ConfigError
 from axondeepsynth.io import write_text
 from axondeepsynth.pipeline import keys
-from axondeepsynth.pipeline.context import NnUNetDataset, Run, SegmenterCheckpoints
+from axondeepsynth.pipeline.context import ENSEMBLE, NnUNetDataset, Run, SegmenterCheckpoints
 from axondeepsynth.pipeline.stage_dir import once
 from axondeepsynth.pipeline.trainer import build_trainer, resume_from
-from axondeepsynth.strategies import TRAINING_SETS
+from axondeepsynth.strategies import STRATEGIES, TRAINING_SETS
 from axondeepsynth.training.segmenter import Segmenter
 
 log = logging.getLogger(__name__)
@@ -80,18 +80,20 @@ def training_samples(run: Run, train_set: str) -> tuple[list[Sample], str]:
 
 
 def pseudo_labelled(run: Run) -> tuple[list[Sample], str]:
-    """U's images with the teacher's pseudo labels of the first fold (evaluate wrote them),
-    brought to the working scale like U's images; the origin names them by their content, so
-    the proxies' keys follow the labels and nothing else."""
-    teacher, fold = run.outputs.teacher, run.folds[0]
+    """U's images with the teacher's pseudo labels (of its ensemble, else of the first fold:
+    evaluate wrote them), brought to the working scale like U's images; the origin names them
+    by their content, so the proxies' keys follow the labels and nothing else."""
+    teacher = run.outputs.teacher
+    part = run.handed_on(STRATEGIES[teacher])
     samples, digest = [], hashlib.sha1()
     for sample in run.domain("U"):
-        pseudo = run.pseudo_labels(teacher, fold, sample.key)
+        pseudo = run.pseudo_labels(teacher, part, sample.key)
         digest.update(pseudo.tobytes())
         size = sample.image.shape[::-1]
         labels = cv2.resize(pseudo, size, interpolation=cv2.INTER_NEAREST)
         samples.append(replace(sample, labels=labels))
-    return samples, f"{teacher} pseudo labels of fold {fold} ({digest.hexdigest()[:12]})"
+    which = part if part == ENSEMBLE else f"fold {part}"
+    return samples, f"{teacher} pseudo labels of {which} ({digest.hexdigest()[:12]})"
 
 
 def run(run: Run) -> None:
