@@ -311,6 +311,9 @@ class PostprocessConfig:
     """How pseudo labels are cleaned axon by axon (`axondeepsynth/postprocess.py`); off by
     default, recorded with the kept model."""
 
+    # myelin grows outward up to this far (µm), into background pixels the image's own myelin
+    # intensity explains better than its background (postprocess.grow_myelin)
+    myelin_from_image_um: float = 0.0
     fill_holes: bool = False  # pixels enclosed by one axon become axon
     min_axon_area_um2: float = 0.0  # smaller axons become background
     drop_unmyelinated: bool = False  # axons with no myelin within ring_um become background
@@ -318,7 +321,12 @@ class PostprocessConfig:
 
     @property
     def active(self) -> bool:
-        return self.fill_holes or self.min_axon_area_um2 > 0 or self.drop_unmyelinated
+        return (
+            self.myelin_from_image_um > 0
+            or self.fill_holes
+            or self.min_axon_area_um2 > 0
+            or self.drop_unmyelinated
+        )
 
 
 @dataclass
@@ -748,6 +756,11 @@ def _validate_postprocess(p: PostprocessConfig) -> None:
         f"must be >= 0 µm², got {p.min_axon_area_um2}",
     )
     _check(p.ring_um > 0, "seg.postprocess.ring_um", f"must be > 0 µm, got {p.ring_um}")
+    _check(
+        p.myelin_from_image_um >= 0,
+        "seg.postprocess.myelin_from_image_um",
+        f"must be >= 0 µm, got {p.myelin_from_image_um}",
+    )
 
 
 def _validate_translator(obj: Config) -> None:

@@ -298,7 +298,7 @@ def segment(
                       job.record.image)  # fmt: skip
         working = resample(part, factor, m["resize"])
         probs = proxy.resized(model.probabilities(working.image), part.image.shape)
-        labels = postprocess.clean(probs.argmax(0).astype(np.uint8), ps, cleaning)
+        labels = postprocess.clean(probs.argmax(0).astype(np.uint8), ps, cleaning, part.image)
         pred[core], conf[core] = labels[inner], images.as_uint8(confidence(probs)[inner])
     name = job.record.name
     for kind, mask in to_masks(pred).items():

@@ -1,5 +1,6 @@
-"""Pseudo labels cleaned axon by axon: holes filled, specks and axons no myelin wraps dropped,
-each switch alone; off, the labels are left as they are."""
+"""Pseudo labels cleaned axon by axon: myelin grown to where the image shows it, holes filled,
+specks and axons no myelin wraps dropped, each switch alone; off, the labels are left as they
+are."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from axondeepsynth.config import PostprocessConfig
 from axondeepsynth.data.labels import AXON, BACKGROUND, MYELIN
 from axondeepsynth.errors import ConfigError
 from axondeepsynth.postprocess import clean
+
+FLAT = np.zeros((60, 60), np.float32)  # an image that says nothing
 
 
 def ring(labels: np.ndarray, centre: tuple[int, int], r_axon: int, r_fibre: int) -> None:
@@ -31,12 +34,12 @@ def field() -> np.ndarray:
 
 def test_each_switch_alone() -> None:
     labels, px = field(), 0.1
-    assert (clean(labels, px, PostprocessConfig()) == labels).all()
-    filled = clean(labels, px, PostprocessConfig(fill_holes=True))
+    assert (clean(labels, px, PostprocessConfig(), FLAT) == labels).all()
+    filled = clean(labels, px, PostprocessConfig(fill_holes=True), FLAT)
     assert filled[15, 15] == filled[15, 16] == AXON and (filled != labels).sum() == 2
-    no_specks = clean(labels, px, PostprocessConfig(min_axon_area_um2=0.05))  # 5 px
+    no_specks = clean(labels, px, PostprocessConfig(min_axon_area_um2=0.05), FLAT)  # 5 px
     assert no_specks[5, 50] == BACKGROUND and (no_specks[40:50, 40:50] == AXON).all()
-    wrapped = clean(labels, px, PostprocessConfig(drop_unmyelinated=True))
+    wrapped = clean(labels, px, PostprocessConfig(drop_unmyelinated=True), FLAT)
     assert (wrapped[40:50, 40:50] == BACKGROUND).all() and wrapped[5, 50] == BACKGROUND
     assert (wrapped[:30, :30] == labels[:30, :30]).all()  # the fibre stays, untouched
 
@@ -49,11 +52,31 @@ def test_an_axon_whose_myelin_lies_beyond_the_ring_is_dropped() -> None:
         PostprocessConfig(drop_unmyelinated=True, ring_um=0.7),
         PostprocessConfig(drop_unmyelinated=True, ring_um=0.3),
     )
-    assert (clean(labels, 0.1, near) == labels).all()
-    assert not (clean(labels, 0.1, far) == AXON).any()
+    assert (clean(labels, 0.1, near, FLAT[:40, :40]) == labels).all()
+    assert not (clean(labels, 0.1, far, FLAT[:40, :40]) == AXON).any()
 
 
 def test_a_negative_size_or_ring_is_refused_naming_the_key() -> None:
-    for key in ("min_axon_area_um2=-1", "ring_um=0"):
+    for key in ("min_axon_area_um2=-1", "ring_um=0", "myelin_from_image_um=-0.1"):
         with pytest.raises(ConfigError, match=f"seg.postprocess.{key.split('=')[0]}"):
             compose_cfg("+experiment=demo", f"seg.postprocess.{key}")
+
+
+def test_myelin_grows_to_where_the_image_shows_it_and_no_further() -> None:
+    """A fibre whose dark myelin spans radii 6-12 px, labelled as if its edge were at 9 (a
+    proxy that draws fibres small): growth takes the rest of the ring outward, not the bright
+    background beyond, leaves the axon as it was, and goes only as far as it is allowed."""
+    truth = np.zeros((60, 60), np.uint8)
+    ring(truth, (30, 30), 6, 12)
+    levels = np.array([0.8, 0.1, 0.5], np.float32)  # background, myelin, axon
+    image = levels[truth] + np.random.default_rng(0).normal(0, 0.05, truth.shape).astype(np.float32)
+    small = np.zeros_like(truth)
+    ring(small, (30, 30), 6, 9)
+    grown = clean(small, 0.1, PostprocessConfig(myelin_from_image_um=0.5), image)  # 5 px
+    assert ((grown == MYELIN) == (truth == MYELIN)).mean() > 0.995
+    assert not ((grown == MYELIN) & (truth == BACKGROUND)).any()  # not beyond the fibre
+    assert ((grown == AXON) == (small == AXON)).all()
+    one = clean(small, 0.1, PostprocessConfig(myelin_from_image_um=0.1), image)  # 1 px
+    assert (small == MYELIN).sum() < (one == MYELIN).sum() < (grown == MYELIN).sum()
+    assert not ((one == MYELIN) & (truth == BACKGROUND)).any()
+    assert (clean(small, 0.1, PostprocessConfig(), image) == small).all()

@@ -187,7 +187,7 @@ def evaluate_fold(
         probs = np.mean([predictions.of(ckpt, shown, i) for ckpt, shown in members], axis=0)
         probs = proxy.resized(probs, sample.image.shape)
         pred, conf = probs.argmax(0).astype(np.uint8), confidence(probs)
-        pred = postprocess.clean(pred, sample.pixel_size, seg.postprocess)
+        pred = postprocess.clean(pred, sample.pixel_size, seg.postprocess, sample.image)
         for kind, mask in to_masks(pred).items():
             images.write_png(out / f"{sample.key}_seg-{kind}.png", mask)
         images.write_png(out / f"{sample.key}_confidence.png", conf)
