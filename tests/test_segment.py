@@ -33,6 +33,7 @@ RUN = overridden(
     "seg.export=adaptation",  # a translator travels with it
     "seg.postprocess.fill_holes=true",  # and the cleaning of its pseudo labels
     "seg.postprocess.drop_unmyelinated=true",
+    "seg.postprocess.myelin_from_image_um=0.16",  # 2 px of myelin grown from the image
 )
 
 
@@ -52,6 +53,7 @@ def test_the_kept_model_reproduces_the_runs_dice(finished_run: Path, tmp_path: P
     assert meta["strategy"] == "adaptation" and meta["fold"] == 1
     assert meta["pixel_size_um"] == pytest.approx(0.08) and meta["translator"]
     assert meta["postprocess"]["drop_unmyelinated"] and meta["postprocess"]["fill_holes"]
+    assert meta["postprocess"]["myelin_from_image_um"] == pytest.approx(0.16)
     u_root = Path(compose_cfg(*RUN, tmp=finished_run.parent).data.unlabeled.root)
     out = tmp_path / "masks"
     assert segment.main([str(model), str(u_root), "--out", str(out)]) == 0
