@@ -61,18 +61,18 @@ def grow_myelin(labels: np.ndarray, image: np.ndarray, steps: int) -> np.ndarray
     out, x = labels.copy(), image.astype(np.float32)
     ring = np.ones((3, 3), bool)
     for _ in range(steps):
+        near = np.flatnonzero(ndi.binary_dilation(out == MYELIN, ring) & (out == BACKGROUND))
         fit = {}
         for c in (BACKGROUND, MYELIN):
             inside = x[_interior(out == c, ring)]
             if inside.size < 2:
                 return out  # nothing to learn either intensity from
             sd = float(inside.std()) + 1e-6
-            fit[c] = -0.5 * ((x - float(inside.mean())) / sd) ** 2 - np.log(sd)
-        near = ndi.binary_dilation(out == MYELIN, ring) & (out == BACKGROUND)
-        grow = near & (fit[MYELIN] > fit[BACKGROUND])
-        if not grow.any():
+            fit[c] = -0.5 * ((x.flat[near] - float(inside.mean())) / sd) ** 2 - np.log(sd)
+        grow = near[fit[MYELIN] > fit[BACKGROUND]]  # only the candidates are scored
+        if grow.size == 0:
             break
-        out[grow] = MYELIN
+        out.flat[grow] = MYELIN
     return out
 
 

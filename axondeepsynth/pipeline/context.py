@@ -132,6 +132,12 @@ class Run:
         """What `strategy` is scored with: each fold, then the ensemble where it has one."""
         return [*self.folds, *([ENSEMBLE] if self.ensembled(strategy) else [])]
 
+    def fold_models(self, strategy: Strategy, part: Part) -> list[tuple[int, str, str]]:
+        """(fold, training set, input) of each model `strategy` applies in `part`: its models of
+        that fold, or of every fold for the ensemble."""
+        folds = self.folds if part == ENSEMBLE else [part]
+        return [(fold, t, shown) for fold in folds for t, shown in strategy.models]
+
     def handed_on(self, strategy: Strategy) -> Part:
         """The part whose pseudo labels and proxies a strategy hands on (to self_training, to
         the kept model): its ensemble where it has one, else the first fold run here."""

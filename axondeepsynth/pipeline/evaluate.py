@@ -114,11 +114,9 @@ class Predictions:
     def members(self, strategy: Strategy, part: Part) -> list[tuple[str, str]]:
         """The (checkpoint, input) of each of a strategy's models for one fold, or for every
         fold (the ensemble)."""
-        folds = self.run.folds if part == ENSEMBLE else [part]
         return [
             (checkpoint(self.run, strategy, t, fold), shown)
-            for fold in folds
-            for t, shown in strategy.models
+            for fold, t, shown in self.run.fold_models(strategy, part)
         ]
 
     def of(self, ckpt: str, shown: str, i: int) -> np.ndarray:

@@ -34,11 +34,10 @@ def export(run: Run, strategy: Strategy, part: Part, checkpoint_of) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     members = []
-    for fold in run.folds if part == ENSEMBLE else [part]:
-        for train_set, shown in strategy.models:
-            name = f"{train_set}_fold{fold}" if part == ENSEMBLE else train_set
-            ckpt = Path(checkpoint_of(train_set, fold))
-            members.append({"checkpoint": _copy_proxy(ckpt, staging, name), "input": shown})
+    for fold, train_set, shown in run.fold_models(strategy, part):
+        name = f"{train_set}_fold{fold}" if part == ENSEMBLE else train_set
+        copied = _copy_proxy(Path(checkpoint_of(train_set, fold)), staging, train_set, name)
+        members.append({"checkpoint": copied, "input": shown})
     translator = None
     if any(INPUT_TRANSLATION[shown] for _, shown in strategy.models):
         made, t = run.outputs.translations["u2l"], cfg.translator
@@ -78,14 +77,13 @@ def export(run: Run, strategy: Strategy, part: Part, checkpoint_of) -> Path:
     return out
 
 
-def _copy_proxy(ckpt: Path, into: Path, name: str) -> str:
-    """Copy one proxy's weights (Lightning's as `<name>.ckpt`); return their path relative to
-    `into`."""
+def _copy_proxy(ckpt: Path, into: Path, train_set: str, name: str) -> str:
+    """Copy one proxy's weights (Lightning's as `<name>.ckpt`, nnU-Net's into its training
+    set's model folder, where its folds meet); return their path relative to `into`."""
     if ckpt.suffix != ".pth":  # Lightning: one file
         shutil.copy2(ckpt, into / f"{name}.ckpt")
         return f"{name}.ckpt"
     fold_dir, model_dir = ckpt.parent, ckpt.parent.parent  # nnU-Net: a model folder subset
-    train_set = name.split("_fold")[0]  # a training set's folds share one model folder
     target = into / "nnunet" / train_set / model_dir.name
     (target / fold_dir.name).mkdir(parents=True)
     shutil.copy2(model_dir / "dataset.json", target / "dataset.json")

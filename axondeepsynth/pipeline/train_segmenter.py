@@ -92,7 +92,7 @@ def pseudo_labelled(run: Run) -> tuple[list[Sample], str]:
         size = sample.image.shape[::-1]
         labels = cv2.resize(pseudo, size, interpolation=cv2.INTER_NEAREST)
         samples.append(replace(sample, labels=labels))
-    which = part if part == ENSEMBLE else f"fold {part}"
+    which = part if part == ENSEMBLE else f"fold {part}"  # as before ensembles: keys kept
     return samples, f"{teacher} pseudo labels of {which} ({digest.hexdigest()[:12]})"
 
 
