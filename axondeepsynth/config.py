@@ -372,6 +372,10 @@ class SegmentationConfig:
     # the strategy whose pseudo labels (of the first fold) self_training learns from; in the
     # key of that training set through its origin, so no other proxy's key holds it
     self_train_from: str = predict("recommended")
+    # self_training leaves out of its loss the pixels its teacher's models were less sure of
+    # than this (their averaged softmax, the written `_confidence.png`); 0 keeps every pixel.
+    # In the origin's key with the masked labels
+    self_train_min_confidence: float = predict(0.0)
 
 
 @dataclass
@@ -725,6 +729,18 @@ def _validate_segmentation(obj: Config) -> None:
         f"'{s.self_train_from}' cannot teach self_training in this run",
         f"use recommended or one of {', '.join(teachers) or 'direct, tutorship, ...'}, "
         "listed in seg.strategies",
+    )
+    _check(
+        0 <= s.self_train_min_confidence < 1,
+        "seg.self_train_min_confidence",
+        f"must be in [0, 1), got {s.self_train_min_confidence}",
+        "softmax confidence of 3 classes lies in [1/3, 1]: try 0.6-0.9, or 0 to keep all",
+    )
+    _check(
+        s.self_train_min_confidence == 0 or s.backend == Backend.lightning,
+        "seg.self_train_min_confidence",
+        "only the Lightning proxy leaves unsure pixels out of its loss",
+        "set seg.backend=lightning, or seg.self_train_min_confidence=0",
     )
     lo, hi = s.augment.scale
     _check(0 < lo <= hi, "seg.augment.scale", f"needs 0 < low <= high, got {(lo, hi)}")

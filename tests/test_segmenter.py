@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from torchmetrics.segmentation import DiceScore
 
 from axondeepsynth.config import SegmenterConfig
-from axondeepsynth.data.labels import AXON, MYELIN
+from axondeepsynth.data.labels import AXON, IGNORE, MYELIN
 from axondeepsynth.data.training_tiles import intensity_stats
 from axondeepsynth.nets.losses import deep_supervision_loss, dice_ce_loss
 from axondeepsynth.nets.unet import UNet, UNetConfig
@@ -93,6 +93,26 @@ def test_deep_supervision_loss_weights_scales() -> None:
     assert mixed.item() == pytest.approx(bad_half.item() / 3, rel=1e-4)  # weights 2/3, 1/3
 
 
+def test_ignored_pixels_weigh_nothing_in_the_loss() -> None:
+    """Pixels labelled IGNORE (a teacher's unsure ones) neither add to the loss nor get a
+    gradient, at every deep-supervision scale; the loss of the others is unchanged."""
+    labels = toy_batch(2)["labels"]
+    masked = labels.clone()
+    masked[:, :, :16] = IGNORE
+    torch.manual_seed(0)
+    full = torch.randn(2, 3, 32, 32, requires_grad=True)
+    half = torch.randn(2, 3, 16, 16, requires_grad=True)
+    deep_supervision_loss([full, half], masked).backward()
+    assert full.grad[..., :16].abs().max() == 0 and full.grad[..., 16:].abs().max() > 0
+    assert half.grad[..., :8].abs().max() == 0 and half.grad[..., 8:].abs().max() > 0
+    # only the kept half counts: the same as the loss of that half alone
+    logits = torch.randn(2, 3, 32, 32)
+    expected = dice_ce_loss(logits[..., 16:], labels[..., 16:])
+    assert dice_ce_loss(logits, masked).item() == pytest.approx(expected.item(), rel=1e-5)
+    everything = torch.full_like(labels, IGNORE)
+    assert torch.isfinite(dice_ce_loss(logits, everything))
+
+
 # ----------------------------------------------------------------------------------------------
 # Dice
 
@@ -121,6 +141,12 @@ def test_dice_scores_match_torchmetrics_where_defined() -> None:
     for i in range(1, 4):  # per sample, as (myelin, axon)
         torch.testing.assert_close(ours[i].float(), metric(pred[i : i + 1], target[i : i + 1]))
     assert ours[0].tolist() == [1.0, 1.0]
+
+
+def test_dice_leaves_ignored_pixels_out() -> None:
+    target = np.array([[2, 2, IGNORE, IGNORE], [1, 1, 0, 0]], np.uint8)
+    pred = np.array([[2, 2, 2, 1], [1, 1, 0, 0]], np.uint8)
+    assert dice_per_class(pred, target) == {"axon": 1.0, "myelin": 1.0}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from test_segment import RUN
 
 from axondeepsynth import findings, translator_check
 from axondeepsynth.data import images
-from axondeepsynth.data.labels import from_axonmyelin
+from axondeepsynth.data.labels import IGNORE, from_axonmyelin
 from axondeepsynth.errors import ConfigError
 
 
@@ -30,7 +30,8 @@ def test_self_training_learns_from_its_teacher_and_is_kept(tmp_path: Path, monke
 
     monkeypatch.setattr(train_segmenter, "pseudo_labelled", spy)
     strategies = "seg.strategies=[direct,self_training]"
-    cfg = compose_cfg(*overridden(RUN, strategies, "seg.export=recommended"), tmp=tmp_path)
+    unsure = "seg.self_train_min_confidence=0.6"
+    cfg = compose_cfg(*overridden(RUN, strategies, unsure, "seg.export=recommended"), tmp=tmp_path)
     run_stages(cfg)
     out = Path(cfg.paths.output_dir)
     results = json.loads((out / "results.json").read_text())
@@ -42,14 +43,17 @@ def test_self_training_learns_from_its_teacher_and_is_kept(tmp_path: Path, monke
         "axon",
         "myelin",
     }
-    # it trained on the teacher's pseudo labels of the first fold, at the working scale
+    # it trained on the teacher's pseudo labels of the first fold, at the working scale, but
+    # for the pixels its teacher was less than 0.6 sure of
     assert len(seen) == 4
     for key, labels in seen.items():
-        mask = images.read_mask(
-            out / "pseudo_labels" / "direct" / "fold1" / f"{key}_seg-axonmyelin.png"
-        )
+        written = out / "pseudo_labels" / "direct" / "fold1"
+        mask = images.read_mask(written / f"{key}_seg-axonmyelin.png")
         teacher = from_axonmyelin(mask)[::2, ::2]  # phantoms at 0.04 µm/px, worked at 0.08
-        assert (labels == teacher).mean() > 0.9
+        unsure = images.read_mask(written / f"{key}_confidence.png")[::2, ::2] < 0.6 * 255
+        left_out = labels == IGNORE
+        assert 0 < left_out.mean() < 1 and (left_out == unsure).mean() > 0.95
+        assert (labels == teacher)[~left_out].mean() > 0.9
     assert "self_training" in findings.self_training([results | {"path": str(out)}])
     assert json.loads((out / "model" / "model.json").read_text())["strategy"] == "self_training"
     assert not np.isnan(fold["mean"]["axon"])
@@ -64,6 +68,9 @@ def test_self_training_needs_a_teacher_in_the_run() -> None:
         )
     with pytest.raises(ConfigError, match="(?s)seg.k.*held-out"):
         compose_cfg("+experiment=demo", "seg.strategies=[direct,self_training]", "seg.k=1")
+    for value in ("1.0", "-0.1"):
+        with pytest.raises(ConfigError, match="seg.self_train_min_confidence"):
+            compose_cfg("+experiment=demo", f"seg.self_train_min_confidence={value}")
 
 
 def test_the_default_teacher_is_the_recommended_strategy(tmp_path: Path, monkeypatch) -> None:

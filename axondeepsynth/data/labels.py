@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 BACKGROUND, MYELIN, AXON = 0, 1, 2
+IGNORE = 255  # a training label no loss or score counts (a teacher's unsure pixels)
 CLASS_NAMES = {BACKGROUND: "background", MYELIN: "myelin", AXON: "axon"}
 
 

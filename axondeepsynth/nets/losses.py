@@ -1,18 +1,26 @@
-"""nnU-Net's segmentation loss: cross-entropy plus soft Dice, optionally deeply supervised."""
+"""nnU-Net's segmentation loss: cross-entropy plus soft Dice, optionally deeply supervised.
+
+Pixels labelled `IGNORE` count in neither term (nor get a gradient).
+"""
 
 from __future__ import annotations
 
 import torch.nn.functional as F
 from torch import Tensor
 
+from axondeepsynth.data.labels import IGNORE
+
 
 def soft_dice(logits: Tensor, labels: Tensor, smooth: float = 1e-5) -> Tensor:
     """Batch soft Dice of the foreground classes: sums over batch and pixels, mean over classes.
 
-    `logits` [B, C, H, W], `labels` [B, H, W] int64 in [0, C); class 0 is background.
+    `logits` [B, C, H, W], `labels` [B, H, W] int64 in [0, C) or `IGNORE`; class 0 is
+    background.
     """
-    probs = logits.float().softmax(dim=1)[:, 1:]
-    onehot = F.one_hot(labels, logits.shape[1]).permute(0, 3, 1, 2)[:, 1:].to(probs.dtype)
+    kept = (labels != IGNORE)[:, None]
+    probs = logits.float().softmax(dim=1)[:, 1:] * kept
+    onehot = F.one_hot(labels.where(kept[:, 0], 0), logits.shape[1]).permute(0, 3, 1, 2)[:, 1:]
+    onehot = onehot.to(probs.dtype) * kept
     dims = (0, 2, 3)
     intersect = (probs * onehot).sum(dims)
     total = probs.sum(dims) + onehot.sum(dims)
@@ -21,7 +29,10 @@ def soft_dice(logits: Tensor, labels: Tensor, smooth: float = 1e-5) -> Tensor:
 
 def dice_ce_loss(logits: Tensor, labels: Tensor, smooth: float = 1e-5) -> Tensor:
     """`CE + (1 - soft Dice)`: 0 for a perfect, confident prediction."""
-    return F.cross_entropy(logits.float(), labels) + 1 - soft_dice(logits, labels, smooth)
+    # the mean over the kept pixels, 0 where none is (where torch's own mean gives NaN)
+    ce = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE, reduction="sum")
+    ce = ce / (labels != IGNORE).sum().clamp_min(1)
+    return ce + 1 - soft_dice(logits, labels, smooth)
 
 
 def deep_supervision_loss(outputs: Tensor | list[Tensor], labels: Tensor) -> Tensor:

@@ -197,6 +197,13 @@ class Run:
         path = self.pseudo_label_dir(strategy, part) / f"{key}_seg-axonmyelin.png"
         return from_axonmyelin(images.read_mask(path))
 
+    def pseudo_confidence(self, strategy: str, part: Part, key: str) -> np.ndarray:
+        """Its models' confidence in each pixel of those labels, in [0, 1]."""
+        return images.read_mask(self.confidence_file(strategy, part, key)) / np.float32(255)
+
+    def confidence_file(self, strategy: str, part: Part, key: str) -> Path:
+        return self.pseudo_label_dir(strategy, part) / f"{key}_confidence.png"
+
     def domain_config(self, which: Domain) -> DomainConfig:
         return self.cfg.data.labeled if which == "L" else self.cfg.data.unlabeled
 

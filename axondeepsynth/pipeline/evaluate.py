@@ -188,7 +188,7 @@ def evaluate_fold(
         pred = postprocess.clean(pred, sample.pixel_size, seg.postprocess, sample.image)
         for kind, mask in to_masks(pred).items():
             images.write_png(out / f"{sample.key}_seg-{kind}.png", mask)
-        images.write_png(out / f"{sample.key}_confidence.png", conf)
+        images.write_png(run.confidence_file(strategy.name, part, sample.key), conf)
         confidences[sample.key] = round(image_confidence(conf, pred), 6)
         pseudo.append(replace(sample, labels=pred))
         preds[sample.key] = (sample, pred, conf)

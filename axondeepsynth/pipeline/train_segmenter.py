@@ -17,10 +17,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytorch_lightning as pl
 
 from axondeepsynth.data.datamodules import SegmentationDataModule
 from axondeepsynth.data.folds import splits
+from axondeepsynth.data.labels import IGNORE
 from axondeepsynth.data.records import Sample
 from axondeepsynth.errors import ConfigError
 from axondeepsynth.io import write_text
@@ -81,13 +83,18 @@ def training_samples(run: Run, train_set: str) -> tuple[list[Sample], str]:
 
 def pseudo_labelled(run: Run) -> tuple[list[Sample], str]:
     """U's images with the teacher's pseudo labels (of its ensemble, else of the first fold:
-    evaluate wrote them), brought to the working scale like U's images; the origin names them
-    by their content, so the proxies' keys follow the labels and nothing else."""
+    evaluate wrote them), `IGNORE` where its confidence is below
+    `seg.self_train_min_confidence`, brought to the working scale like U's images; the origin
+    names them by their content, so the proxies' keys follow the labels and nothing else."""
     teacher = run.outputs.teacher
     part = run.handed_on(STRATEGIES[teacher])
+    least = run.cfg.seg.self_train_min_confidence
     samples, digest = [], hashlib.sha1()
     for sample in run.domain("U"):
         pseudo = run.pseudo_labels(teacher, part, sample.key)
+        if least > 0:
+            confidence = run.pseudo_confidence(teacher, part, sample.key)
+            pseudo = np.where(confidence < least, IGNORE, pseudo).astype(np.uint8)
         digest.update(pseudo.tobytes())
         size = sample.image.shape[::-1]
         labels = cv2.resize(pseudo, size, interpolation=cv2.INTER_NEAREST)

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
 from axondeepsynth.config import SegmenterConfig, plain, structured
-from axondeepsynth.data.labels import AXON, MYELIN
+from axondeepsynth.data.labels import AXON, IGNORE, MYELIN
 from axondeepsynth.data.stitch import sliding_window
 from axondeepsynth.data.training_tiles import intensity_stats
 from axondeepsynth.errors import check_finite
@@ -34,9 +34,11 @@ FLIPS: list[tuple[int, ...]] = [(), (-1,), (-2,), (-2, -1)]  # identity, h, v, b
 
 
 def dice_scores(pred: Tensor, target: Tensor) -> Tensor:
-    """Per-image Dice [B, len(EVAL_CLASSES)] of label maps [B, H, W]; 1 where a class is absent."""
+    """Per-image Dice [B, len(EVAL_CLASSES)] of label maps [B, H, W]; 1 where a class is absent;
+    target pixels labelled `IGNORE` are left out."""
     classes = torch.tensor(list(EVAL_CLASSES.values()), device=pred.device)[:, None, None]
-    p, t = pred[:, None] == classes, target[:, None] == classes
+    p = (pred[:, None] == classes) & (target[:, None] != IGNORE)
+    t = target[:, None] == classes
     intersect = (p & t).sum((2, 3)).double()
     total = p.sum((2, 3)) + t.sum((2, 3))
     return torch.where(total > 0, 2 * intersect / total.clamp_min(1), 1.0)
