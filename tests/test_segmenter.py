@@ -102,15 +102,16 @@ def test_ignored_pixels_weigh_nothing_in_the_loss() -> None:
     torch.manual_seed(0)
     full = torch.randn(2, 3, 32, 32, requires_grad=True)
     half = torch.randn(2, 3, 16, 16, requires_grad=True)
-    deep_supervision_loss([full, half], masked).backward()
+    deep_supervision_loss([full, half], masked, ignore=IGNORE).backward()
     assert full.grad[..., :16].abs().max() == 0 and full.grad[..., 16:].abs().max() > 0
     assert half.grad[..., :8].abs().max() == 0 and half.grad[..., 8:].abs().max() > 0
     # only the kept half counts: the same as the loss of that half alone
     logits = torch.randn(2, 3, 32, 32)
     expected = dice_ce_loss(logits[..., 16:], labels[..., 16:])
-    assert dice_ce_loss(logits, masked).item() == pytest.approx(expected.item(), rel=1e-5)
+    ignored = dice_ce_loss(logits, masked, ignore=IGNORE)
+    assert ignored.item() == pytest.approx(expected.item(), rel=1e-5)
     everything = torch.full_like(labels, IGNORE)
-    assert torch.isfinite(dice_ce_loss(logits, everything))
+    assert torch.isfinite(dice_ce_loss(logits, everything, ignore=IGNORE))
 
 
 # ----------------------------------------------------------------------------------------------

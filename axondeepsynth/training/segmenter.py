@@ -69,7 +69,7 @@ class Segmenter(pl.LightningModule):
         return self.net(x)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        loss = deep_supervision_loss(self(batch["image"]), batch["labels"])
+        loss = deep_supervision_loss(self(batch["image"]), batch["labels"], ignore=IGNORE)
         check_finite({"train/loss": loss.detach()}, batch_idx, self.current_epoch)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
         return loss
