@@ -35,7 +35,15 @@ from axondeepsynth.nets.config import (
     UNetConfig,
 )
 
-STAGES = ("prepare", "train_translator", "translate", "train_segmenter", "evaluate")
+STAGES = (
+    "prepare",
+    "train_translator",
+    "translate",
+    "train_segmenter",
+    "evaluate",
+    "self_train",
+    "export",
+)
 TRANSLATE = "add translate to stages (a translator.dir of an earlier run is reused)"
 PHANTOM_PIXEL_SIZE = 0.04  # µm per pixel; a 256x256 field (10 µm) holds ~30 fibres
 SPEED = {"role": "speed"}  # changes speed or what is shown, never a number
@@ -369,8 +377,8 @@ class SegmentationConfig:
     export: str | None = predict("recommended")
     # None: the ensemble where the run scores it, else the first fold this run scores
     export_fold: int | None = predict(None)
-    # the strategy whose pseudo labels (of the first fold) self_training learns from; in the
-    # key of that training set through its origin, so no other proxy's key holds it
+    # the strategy whose pseudo labels (its ensemble's, else its first fold's) self_training
+    # learns from; in the key of that training set through its origin, nowhere else
     self_train_from: str = predict("recommended")
     # self_training leaves out of its loss the pixels its teacher's models were less sure of
     # than this (their averaged softmax, the written `_confidence.png`); 0 keeps every pixel.
@@ -678,6 +686,19 @@ def _validate_stages(obj: Config) -> None:
             "evaluate",
             "needs the segmenters",
             "add train_segmenter to stages (finished folds are reused, not retrained)",
+        )
+    for stage, why in (
+        ("self_train", "learns from its scores"),
+        ("export", "keeps a model it scored"),
+    ):
+        if stage in stages:
+            need("evaluate", stage, why, "add evaluate to stages (finished folds are reused)")
+    if "evaluate" in stages and any(s.pseudo for s in chosen):
+        need(
+            "self_train",
+            "self_training",
+            "is trained after evaluate scores its teacher",
+            "add self_train to stages, after evaluate",
         )
 
 

@@ -20,7 +20,7 @@ from axondeepsynth.training.segmenter import dice_per_class
 
 RUN = overridden(
     TINY_RUN,
-    "stages=[prepare,train_segmenter,evaluate]",
+    "stages=[prepare,train_segmenter,evaluate,export]",
     "seg.strategies=[direct,oracle]",
     "seg.fold=all",
     "seg.max_epochs=2",

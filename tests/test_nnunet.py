@@ -20,7 +20,7 @@ from axondeepsynth.training.segmenter import dice_per_class
 
 SHORT = [
     "+experiment=demo",
-    "stages=[prepare,train_segmenter,evaluate]",
+    "stages=[prepare,train_segmenter,evaluate,export]",
     "seg.strategies=[direct,oracle]",
     "seg.k=2",
     "seg.fold=0",

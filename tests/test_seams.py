@@ -275,6 +275,9 @@ def test_a_mistyped_choice_fails_at_compose_naming_the_key(typo: str) -> None:
         ("[prepare,train_translator,train_segmenter,evaluate]", "[adaptation]", "U->L"),
         ("[prepare,translate]", "[tutorship]", "translate needs a translator"),
         ("[evaluate,prepare]", "[direct]", "pipeline order"),
+        ("[prepare,train_segmenter,export]", "[direct]", "export keeps a model it scored"),
+        ("[prepare,train_segmenter,self_train]", "[direct]", "self_train learns from its"),
+        ("[prepare,train_segmenter,evaluate]", "[direct,self_training]", "add self_train"),
     ],
 )
 def test_a_stage_without_its_prerequisite_is_refused_before_any_work(
@@ -282,6 +285,10 @@ def test_a_stage_without_its_prerequisite_is_refused_before_any_work(
 ) -> None:
     with pytest.raises(ConfigError, match=match):
         compose_cfg("+experiment=demo", f"stages={stages}", f"seg.strategies={strategies_}")
+
+
+def test_every_stage_the_schema_names_has_its_function_in_order() -> None:
+    assert list(STAGE_FUNCTIONS) == list(config.STAGES)
 
 
 def test_an_unknown_translator_or_strategy_names_the_registered_ones() -> None:
@@ -378,13 +385,12 @@ def test_fused_reuses_the_probabilities_of_its_members_bitwise(tmp_path: Path, m
     n_u, fused = len(run.domain("U")), strategies.STRATEGIES["fused"]
     written = out / "pseudo_labels" / "fused"
 
-    alone = evaluate.Predictions(run)
-    alone.uses.clear()  # as if fused were the only strategy
+    alone = evaluate.Predictions(run, [fused])  # as if fused were the only strategy
     evaluate.evaluate_fold(run, fused, 0, {}, alone)
     assert len(calls) == 2 * n_u
     by_itself = {p.name: p.read_bytes() for p in written.rglob("*.png")}
     calls.clear()
-    shared = evaluate.Predictions(run)
+    shared = evaluate.Predictions(run, run.strategies)
     for name in ("tutorship", "adaptation", "fused"):
         evaluate.evaluate_fold(run, strategies.STRATEGIES[name], 0, {}, shared)
         kept = len(list(shared.dir.glob("*.npy")))

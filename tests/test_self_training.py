@@ -23,8 +23,8 @@ def test_self_training_learns_from_its_teacher_and_is_kept(tmp_path: Path, monke
     seen = {}
     real = train_segmenter.pseudo_labelled
 
-    def spy(run):
-        samples, origin = real(run)
+    def spy(run, teacher):
+        samples, origin = real(run, teacher)
         seen.update({s.key: s.labels for s in samples})
         return samples, origin
 

@@ -9,7 +9,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from axondeepsynth.config import Config
-from axondeepsynth.pipeline import evaluate, prepare, train_segmenter, train_translator, translate
+from axondeepsynth.pipeline import (
+    evaluate,
+    export,
+    prepare,
+    self_train,
+    train_segmenter,
+    train_translator,
+    translate,
+)
 from axondeepsynth.pipeline.context import Run
 from axondeepsynth.pipeline.trainer import logger_files_in
 from axondeepsynth.run_dir import check_output_dir
@@ -24,6 +32,8 @@ STAGE_FUNCTIONS: dict[str, Callable[[Run], None]] = {
     "translate": translate.run,
     "train_segmenter": train_segmenter.run,
     "evaluate": evaluate.run,
+    "self_train": self_train.run,
+    "export": export.run,
 }
 
 

@@ -70,14 +70,24 @@ class NnUNetDataset:
 
 
 @dataclass
+class Scores:
+    """Stages evaluate and self_train: what `results.json` holds, and the per-axon
+    morphometrics behind it (of each strategy's folds' pseudo labels, and of U's own labels by
+    image)."""
+
+    results: dict
+    fibres: dict[str, list[dict]] = field(default_factory=dict)
+    truth: dict[str, list[dict]] = field(default_factory=dict)
+
+
+@dataclass
 class Outputs:
     translator: TranslatorCheckpoints | None = None
     translations: dict[str, Translation] = field(default_factory=dict)  # by direction
     segmenters: dict[tuple[str, int], SegmenterCheckpoints] = field(default_factory=dict)
     # translators trained and set aside, each {"seed", "dir", "label_separation"}, by restarts
     set_aside: list[dict] = field(default_factory=list)
-    teacher: str | None = None  # the strategy whose pseudo labels self_training learns from
-    results: str | None = None  # results.json of stage evaluate
+    scores: Scores | None = None
     # what a Hydra sweeper maximises: the translator's monitor, then the recommended
     # strategy's agreement (never U's labels)
     objective: float | None = None

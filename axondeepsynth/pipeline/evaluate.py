@@ -3,15 +3,16 @@
 Each strategy (`axondeepsynth/strategies.py`) averages the softmax of its models, each trained
 on its training set and shown its input (U, or every draw of U translated into L's look); a
 strategy trained on U's own images (the oracle, self_training) segments only the U images its
-fold held out. self_training is trained here, after the strategy that teaches it.
+fold held out. self_training learns from another strategy's pseudo labels, so stage
+`self_train` trains and scores it after this one, with the same functions (`score`).
 Predictions are blended softmax at the working scale, resized to each image's stored size, and
 written in AxonDeepSeg's convention (`<name>_seg-{axon,myelin,axonmyelin}.png`) under
 `pseudo_labels/<strategy>/fold<k>/`, plus an nnU-Net raw export, each with its confidence map
 and its per-axon morphometrics. Dice and morphometrics are compared at the stored resolution
 against U's own labels where it has them, and each strategy's agreement with the others.
-Everything lands in `results.json`; the log ends with the recommended strategy, how
-self-training did against its teacher and the images to check first, and the kept model is
-copied to `model/` (`export.py`).
+Everything lands in `results.json` (`context.Scores`); the last scoring stage reports: the log
+ends with the recommended strategy, how self-training did against its teacher and the images
+to check first. Stage `export` keeps the model.
 """
 
 from __future__ import annotations
@@ -35,10 +36,10 @@ from axondeepsynth.data.labels import AXON, to_masks
 from axondeepsynth.data.layouts import nnunet
 from axondeepsynth.findings import aggregate, chart, markdown, notes, recommended, table_for_logging
 from axondeepsynth.inference import confidence, image_confidence
-from axondeepsynth.pipeline import export, keys, train_segmenter, translate
-from axondeepsynth.pipeline.context import ENSEMBLE, Part, Run, part_name
+from axondeepsynth.pipeline import keys, translate
+from axondeepsynth.pipeline.context import ENSEMBLE, Part, Run, Scores, part_name
 from axondeepsynth.pipeline.pictures import morphometrics_figure, save_comparison
-from axondeepsynth.strategies import INPUT_TRANSLATION, STRATEGIES, TRAINING_SETS, Strategy
+from axondeepsynth.strategies import INPUT_TRANSLATION, TRAINING_SETS, Strategy
 from axondeepsynth.training import proxy
 from axondeepsynth.training.segmenter import dice_per_class
 
@@ -90,12 +91,13 @@ def checkpoint(run: Run, strategy: Strategy, train_set: str, fold: int) -> str:
 
 
 class Predictions:
-    """Class probabilities of the run's proxies on U's images, each model loaded once. Where
+    """Class probabilities of the proxies of `strategies` on U's images, each model loaded
+    once. Where
     several strategies apply one model to one input (fused applies tutorship's and
     adaptation's), each image's probabilities are made once, kept on disk under
     `evaluate_cache/` while evaluate runs, and read back, bitwise the same."""
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: Run, strategies: list[Strategy]) -> None:
         self.run, self.models = run, {}
         self.tile, self.overlap = run.cfg.seg_tiling()
         self.batch_size = run.tiles_per_pass(run.cfg.seg.predict_batch_size)
@@ -103,11 +105,7 @@ class Predictions:
         self.dir = run.out / "evaluate_cache"
         shutil.rmtree(self.dir, ignore_errors=True)  # a stopped run's: its proxies may be new
         self.uses = Counter(
-            member
-            for s in run.strategies
-            if not s.pseudo
-            for part in run.parts(s)
-            for member in self.members(s, part)
+            member for s in strategies for part in run.parts(s) for member in self.members(s, part)
         )
         self.left = Counter(self.uses)  # uses still to come
 
@@ -288,49 +286,31 @@ def _file_name(stem: str, suffix: str, limit: int = 255) -> str:
 
 
 def run(run: Run) -> None:
-    cfg = run.cfg
-    strategies, fibres, truth = {}, {}, {}
-
-    predictions = Predictions(run)
-
-    def evaluate_strategy(strategy: Strategy, parts: list[Part]) -> None:
-        record = {"train_set": "+".join(strategy.train_sets), "folds": {}}
-        record = strategies.setdefault(strategy.name, record)
-        for part in parts:
-            scores, measured = evaluate_fold(run, strategy, part, truth, predictions)
-            if part == ENSEMBLE:  # beside the folds: the folds' mean ± std stays the paper's
-                record[ENSEMBLE] = scores
-            else:
-                record["folds"][str(part)] = scores
-                fibres.setdefault(strategy.name, []).extend(measured)
-            predictions.release(strategy, part)
-
+    """Score every strategy but those that learn from pseudo labels (stage self_train, which
+    then reports), and write results.json."""
+    run.outputs.scores = scores = Scores(results=_header(run))
+    predictions = Predictions(run, [s for s in run.strategies if not s.pseudo])
     # fold by fold, then the ensembles: what strategies share is let go after its last use
     for part in [*run.folds, ENSEMBLE]:
         for strategy in run.strategies:
             if not strategy.pseudo and part in run.parts(strategy):
-                evaluate_strategy(strategy, [part])
+                score(run, strategy, [part], predictions)
     predictions.close()
     candidates = [s.name for s in run.strategies if not s.held_out]  # each labels all of U
     if len(candidates) > 2:  # between two, agreement is the same number for both
         for fold in run.folds:
-            for name, score in agreement(run, candidates, fold).items():
-                strategies[name]["folds"][str(fold)]["agreement"] = score
-    check = check_translator(run)
-    for strategy in run.strategies:
-        if strategy.pseudo:  # self-training: its teacher's pseudo labels exist now
-            run.outputs.teacher = _teacher(run, strategies, check)
-            if run.outputs.teacher is None:
-                log.warning("self_training: no strategy to learn from passed; it is skipped")
-                continue
-            for train_set in strategy.train_sets:
-                train_segmenter.train(run, train_set)
-            evaluate_strategy(strategy, run.parts(strategy))
-            _compare_with_teacher(strategies[strategy.name], strategies[run.outputs.teacher], run)
-    if any(fibres.values()):
-        true = [row for rows in truth.values() for row in rows]
-        io.write_bytes(run.out / "morphometrics.png", morphometrics_figure(fibres, true))
-    results = {
+            for name, value in agreement(run, candidates, fold).items():
+                scores.results["strategies"][name]["folds"][str(fold)]["agreement"] = value
+    scores.results["translator_check"] = check_translator(run)
+    save(run)
+    if not any(s.pseudo for s in run.strategies):
+        report(run)
+
+
+def _header(run: Run) -> dict:
+    """What results.json says about the run before any strategy's scores."""
+    cfg = run.cfg
+    return {
         "task_name": cfg.task_name,
         "run_dir": str(run.out),
         "config_hash": keys.results(cfg),  # the folds of a sweep share it
@@ -345,23 +325,49 @@ def run(run: Run) -> None:
             for w in ("L", "U")
         },
         "translation": run.outputs.translator.metrics if run.outputs.translator else {},
-        "translator_check": check,
-        "strategies": strategies,
+        "translator_check": None,  # once the proxies are scored (`check_translator`)
+        "strategies": {},
     }
-    io.write_text(run.results_file, json.dumps(results, indent=2))
+
+
+def score(run: Run, strategy: Strategy, parts: list[Part], predictions: Predictions) -> None:
+    """Pseudo-label U with `strategy`'s folds or ensemble (`parts`), into the run's scores."""
+    scores = run.outputs.scores
+    record = {"train_set": "+".join(strategy.train_sets), "folds": {}}
+    record = scores.results["strategies"].setdefault(strategy.name, record)
+    for part in parts:
+        summary, measured = evaluate_fold(run, strategy, part, scores.truth, predictions)
+        if part == ENSEMBLE:  # beside the folds: the folds' mean ± std stays the paper's
+            record[ENSEMBLE] = summary
+        else:
+            record["folds"][str(part)] = summary
+            scores.fibres.setdefault(strategy.name, []).extend(measured)
+        predictions.release(strategy, part)
+
+
+def save(run: Run) -> None:
+    io.write_text(run.results_file, json.dumps(run.outputs.scores.results, indent=2))
+
+
+def report(run: Run) -> None:
+    """What the scores say, once every strategy is scored: the morphometrics figure, the table
+    and notes in the log, the chart and W&B, and the sweeper's objective."""
+    scores = run.outputs.scores
+    results = scores.results
+    if any(scores.fibres.values()):
+        true = [row for rows in scores.truth.values() for row in rows]
+        io.write_bytes(run.out / "morphometrics.png", morphometrics_figure(scores.fibres, true))
     rows = aggregate([results | {"path": str(run.results_file)}])
     log.info("%s", "".join(notes([results], rows)).rstrip())
     if translator_check.failed(results):
         log.warning("%s", translator_check.summary(results).removeprefix("- "))
     if rows:
-        publish(run, rows, check)
+        publish(run, rows, results["translator_check"])
     else:
         log.info(
             "U has no labels: pseudo labels are in %s, there is no Dice to report",
             run.pseudo_label_root,
         )
-    _export(run, results)
-    run.outputs.results = str(run.results_file)
     run.outputs.objective = objective(results)
 
 
@@ -391,46 +397,6 @@ def objective(results: dict) -> float | None:
     folds = results["strategies"][chosen]["folds"].values() if chosen else []
     scores = [f["agreement"] for f in folds if "agreement" in f]
     return float(np.mean(scores)) if scores else None
-
-
-def _teacher(run: Run, strategies: dict, check: dict) -> str | None:
-    """seg.self_train_from, or the strategy recommended from the results so far (never one
-    made through a translator that failed its check)."""
-    chosen = run.cfg.seg.self_train_from
-    record = {"strategies": strategies, "translator_check": check}
-    return recommended([record]) if chosen == "recommended" else chosen
-
-
-def _compare_with_teacher(student: dict, teacher: dict, run: Run) -> None:
-    """Beside each self-training fold, its teacher's Dice on the same held-out images (the
-    pseudo labels it learned from: its ensemble's, else its first fold's)."""
-    part = run.handed_on(STRATEGIES[run.outputs.teacher])
-    taught = (teacher[ENSEMBLE] if part == ENSEMBLE else teacher["folds"][str(part)])["per_image"]
-    student["teacher"] = run.outputs.teacher
-    for fold in student["folds"].values():
-        same = [taught[k] for k in fold["per_image"] if k in taught]
-        if same:
-            fold["teacher"] = {c: float(np.mean([d[c] for d in same])) for c in CLASSES}
-
-
-def _export(run: Run, results: dict) -> None:
-    """Keep seg.export's strategy as the run's model: by default the self-trained one where the
-    run has it, else the recommended one."""
-    seg = run.cfg.seg
-    name = seg.export
-    if name == "recommended":
-        if translator_check.failed(results):
-            log.warning("no model kept: the translator failed its check (see above)")
-            return
-        name = "self_training" if "self_training" in results["strategies"] else None
-        name = name or recommended([results])
-    if name and not translator_check.trusted(name, results):
-        log.warning("%s is not kept as the model: the translator failed its check", name)
-        return
-    if name:
-        strategy = STRATEGIES[name]
-        part = run.handed_on(strategy) if seg.export_fold is None else seg.export_fold
-        export.export(run, strategy, part, lambda t, fold: checkpoint(run, strategy, t, fold))
 
 
 def publish(run: Run, rows: list[dict], check: dict) -> None:

@@ -1,8 +1,8 @@
-"""The run's kept model in `<run>/model/`: one strategy's proxies of one fold or of every fold
-(its ensemble, averaged), and the translator its inputs need, copied beside `model.json`,
-which says what `python -m axondeepsynth.segment` needs to apply them to new images: the pixel
-size they work at, the tiling, each proxy's input (U as it is, or translated into L's look)
-and how the translation was drawn. An nnU-Net proxy is copied as a model folder
+"""Stage `export`: the run's kept model in `<run>/model/`: one strategy's proxies of one fold
+or of every fold (its ensemble, averaged), and the translator its inputs need, copied beside
+`model.json`, which says what `python -m axondeepsynth.segment` needs to apply them to new
+images: the pixel size they work at, the tiling, each proxy's input (U as it is, or translated
+into L's look) and how the translation was drawn. An nnU-Net proxy is copied as a model folder
 (`dataset.json`, `plans.json`, `fold_<k>/`) that `nnUNetv2_predict_from_modelfolder` also runs.
 The fold's (or the ensemble's) Dice in results.json is the kept model's on the same images.
 """
@@ -16,13 +16,36 @@ import statistics
 from dataclasses import asdict
 from pathlib import Path
 
-from axondeepsynth import io
+from axondeepsynth import io, translator_check
 from axondeepsynth.data.labels import CLASS_NAMES
+from axondeepsynth.findings import recommended
 from axondeepsynth.inference import MODEL_FILE
 from axondeepsynth.pipeline.context import ENSEMBLE, Part, Run, part_name
-from axondeepsynth.strategies import INPUT_TRANSLATION, Strategy
+from axondeepsynth.pipeline.evaluate import checkpoint
+from axondeepsynth.strategies import INPUT_TRANSLATION, STRATEGIES, Strategy
 
 log = logging.getLogger(__name__)
+
+
+def run(run: Run) -> None:
+    """Keep seg.export's strategy as the run's model: by default the self-trained one where the
+    run has it, else the recommended one; never one made through a translator that failed its
+    check."""
+    seg, results = run.cfg.seg, run.outputs.scores.results
+    name = seg.export
+    if name == "recommended":
+        if translator_check.failed(results):
+            log.warning("no model kept: the translator failed its check (see above)")
+            return
+        name = "self_training" if "self_training" in results["strategies"] else None
+        name = name or recommended([results])
+    if name and not translator_check.trusted(name, results):
+        log.warning("%s is not kept as the model: the translator failed its check", name)
+        return
+    if name:
+        strategy = STRATEGIES[name]
+        part = run.handed_on(strategy) if seg.export_fold is None else seg.export_fold
+        export(run, strategy, part, lambda t, fold: checkpoint(run, strategy, t, fold))
 
 
 def export(run: Run, strategy: Strategy, part: Part, checkpoint_of) -> Path:

@@ -36,11 +36,14 @@ from axondeepsynth.training.segmenter import Segmenter
 log = logging.getLogger(__name__)
 
 
-def training_samples(run: Run, train_set: str) -> tuple[list[Sample], str]:
-    """The labelled samples of a training set and a string naming where they came from."""
+def training_samples(
+    run: Run, train_set: str, teacher: str | None = None
+) -> tuple[list[Sample], str]:
+    """The labelled samples of a training set and a string naming where they came from (of
+    pseudo labels: `teacher`'s)."""
     kind = TRAINING_SETS[train_set]
     if kind.pseudo:
-        samples, origin = pseudo_labelled(run)
+        samples, origin = pseudo_labelled(run, teacher)
     elif kind.translation is None:
         samples = run.domain(kind.labels_from)
         origin = run.domain_config(kind.labels_from).describe()
@@ -81,12 +84,11 @@ def training_samples(run: Run, train_set: str) -> tuple[list[Sample], str]:
     return labelled, origin
 
 
-def pseudo_labelled(run: Run) -> tuple[list[Sample], str]:
+def pseudo_labelled(run: Run, teacher: str) -> tuple[list[Sample], str]:
     """U's images with the teacher's pseudo labels (of its ensemble, else of the first fold:
     evaluate wrote them), `IGNORE` where its confidence is below
     `seg.self_train_min_confidence`, brought to the working scale like U's images; the origin
     names them by their content, so the proxies' keys follow the labels and nothing else."""
-    teacher = run.outputs.teacher
     part = run.handed_on(STRATEGIES[teacher])
     least = run.cfg.seg.self_train_min_confidence
     samples, digest = [], hashlib.sha1()
@@ -105,16 +107,17 @@ def pseudo_labelled(run: Run) -> tuple[list[Sample], str]:
 
 def run(run: Run) -> None:
     """Train every training set of the chosen strategies but those of pseudo labels, which
-    evaluate trains once their teacher has made them (`train`)."""
+    stage self_train trains once their teacher has made them (`train`)."""
     sets = dict.fromkeys(t for strategy in run.strategies for t in strategy.train_sets)
     for train_set in sets:
         if not TRAINING_SETS[train_set].pseudo:
             train(run, train_set)
 
 
-def train(run: Run, train_set: str) -> None:
-    """Train one training set's proxies, one per fold (each made once: `done.json`)."""
-    samples, origin = training_samples(run, train_set)
+def train(run: Run, train_set: str, teacher: str | None = None) -> None:
+    """Train one training set's proxies, one per fold (each made once: `done.json`); one of
+    pseudo labels learns from `teacher`'s."""
+    samples, origin = training_samples(run, train_set, teacher)
     fit = _train
     if run.cfg.seg.backend == "nnunet":
         fit = _nnunet_trainer(run, train_set, samples, origin)
