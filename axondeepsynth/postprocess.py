@@ -15,12 +15,50 @@ Axons are 8-connected components, as in `morphometrics.py` and AxonDeepSeg. Impo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.measure import label as components
 
-from axondeepsynth.config import PostprocessConfig
 from axondeepsynth.data.labels import AXON, BACKGROUND, MYELIN
+from axondeepsynth.schema import check
+
+
+@dataclass
+class PostprocessConfig:
+    """`seg.postprocess`: each step off by default, recorded with the kept model."""
+
+    # myelin grows outward up to this far (µm), into background pixels the image's own myelin
+    # intensity explains better than its background (postprocess.grow_myelin)
+    myelin_from_image_um: float = 0.0
+    fill_holes: bool = False  # pixels enclosed by one axon become axon
+    min_axon_area_um2: float = 0.0  # smaller axons become background
+    drop_unmyelinated: bool = False  # axons with no myelin within ring_um become background
+    ring_um: float = 0.3
+
+    @property
+    def active(self) -> bool:
+        return (
+            self.myelin_from_image_um > 0
+            or self.fill_holes
+            or self.min_axon_area_um2 > 0
+            or self.drop_unmyelinated
+        )
+
+
+def validate_config(p: PostprocessConfig, key: str) -> None:
+    check(
+        p.min_axon_area_um2 >= 0,
+        f"{key}.min_axon_area_um2",
+        f"must be >= 0 µm², got {p.min_axon_area_um2}",
+    )
+    check(p.ring_um > 0, f"{key}.ring_um", f"must be > 0 µm, got {p.ring_um}")
+    check(
+        p.myelin_from_image_um >= 0,
+        f"{key}.myelin_from_image_um",
+        f"must be >= 0 µm, got {p.myelin_from_image_um}",
+    )
 
 
 def clean(

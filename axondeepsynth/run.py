@@ -14,8 +14,9 @@ import threading
 import hydra
 from omegaconf import DictConfig
 
-from axondeepsynth.config import register, validate
+from axondeepsynth.config import register
 from axondeepsynth.errors import AxonDeepSynthError, Terminated
+from axondeepsynth.validation import validate
 
 log = logging.getLogger("axondeepsynth")
 register()

@@ -29,13 +29,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from axondeepsynth import io, postprocess
-from axondeepsynth.config import PostprocessConfig
 from axondeepsynth.data import images, layouts, stitch
 from axondeepsynth.data.labels import to_masks
 from axondeepsynth.data.records import ImageRecord, Sample, no_pixel_size, pixel_size_of
 from axondeepsynth.data.resample import resample, scale_factor
 from axondeepsynth.errors import AxonDeepSynthError
 from axondeepsynth.inference import MODEL_FILE
+from axondeepsynth.postprocess import PostprocessConfig
 
 OUTPUTS = ("_seg-axon.png", "_seg-myelin.png", "_seg-axonmyelin.png", "_confidence.png")
 BLOCK = 2048  # px a side at the model's pixel size: larger images are segmented by blocks

@@ -14,10 +14,11 @@ import time
 import numpy as np
 import torch
 
-from axondeepsynth.config import DataConfig, DomainConfig, PhantomConfig, SegmenterConfig
 from axondeepsynth.data import images
+from axondeepsynth.data.config import DataConfig, DomainConfig, PhantomConfig
 from axondeepsynth.data.datamodules import TranslationDataModule
 from axondeepsynth.data.domain import load_domain
+from axondeepsynth.training.config import SegmenterConfig
 from axondeepsynth.training.segmenter import Segmenter
 
 

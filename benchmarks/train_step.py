@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
-from axondeepsynth.config import TranslatorConfig
+from axondeepsynth.training.config import TranslatorConfig
 from axondeepsynth.training.translators import SynDiff
 from tests.reference_loop import reference_iteration
 

@@ -20,10 +20,10 @@ import cv2
 import numpy as np
 import torch
 
-from axondeepsynth.config import TranslatorConfig
 from axondeepsynth.data import stitch
 from axondeepsynth.data.records import Sample
 from axondeepsynth.pipeline.translate import compile_generators, translate_sample
+from axondeepsynth.training.config import TranslatorConfig
 from axondeepsynth.training.translators import SynDiff
 
 TILE, OVERLAP = 256, 32

@@ -21,7 +21,8 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 torch.set_num_threads(int(THREADS))
 
 from axondeepsynth import pipeline  # noqa: E402
-from axondeepsynth.config import Config, register, validate  # noqa: E402
+from axondeepsynth.config import Config, register  # noqa: E402
+from axondeepsynth.validation import validate  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("AXONDEEPSYNTH_SHARED_DATA", REPO.parent / "shared" / "data"))

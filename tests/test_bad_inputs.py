@@ -15,8 +15,8 @@ import pytorch_lightning as pl
 from conftest import REPO, compose_cfg, write_json, write_png
 from PIL import Image
 
-from axondeepsynth.config import DomainConfig
 from axondeepsynth.data import images, layouts, phantoms, stitch
+from axondeepsynth.data.config import DomainConfig
 from axondeepsynth.data.domain import load_domain
 from axondeepsynth.data.records import load_sample
 from axondeepsynth.data.training_tiles import RandomTiles

@@ -15,8 +15,8 @@ from conftest import compose_cfg, write_png
 from torch.utils.data import DataLoader
 
 from axondeepsynth import findings, report
-from axondeepsynth.config import AugmentConfig, DatasetConfig, DomainConfig
 from axondeepsynth.data import layouts, phantoms
+from axondeepsynth.data.config import AugmentConfig, DatasetConfig, DomainConfig
 from axondeepsynth.data.datamodules import SegmentationDataModule
 from axondeepsynth.data.domain import load_domain
 from axondeepsynth.data.records import Sample

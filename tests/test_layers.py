@@ -10,10 +10,10 @@ from conftest import REPO
 
 PACKAGE = REPO / "axondeepsynth"
 LAYERS = [  # lowest first: each top-level part of the package, by what it may build on
-    {"errors", "io", "strategies", "nets", "lightning_internals", "run_dir"},
-    {"config"},  # the schema
+    {"errors", "io", "strategies", "nets", "lightning_internals", "run_dir", "schema"},
     {"data", "detection", "translator_check", "findings"},  # files -> samples; scores of results
     {"morphometrics", "postprocess", "training"},  # measuring labels; the networks' training
+    {"config", "validation"},  # the run's schema, composed of its parts', and its checks
     {"inference"},  # trained models applied to whole images
     {"pipeline"},  # the stages of a run
     {"run", "segment", "inspect", "report"},  # entry points

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 from conftest import compose_cfg
 
-from axondeepsynth.config import PostprocessConfig
 from axondeepsynth.data.labels import AXON, BACKGROUND, MYELIN
 from axondeepsynth.errors import ConfigError
-from axondeepsynth.postprocess import clean
+from axondeepsynth.postprocess import PostprocessConfig, clean
 
 FLAT = np.zeros((60, 60), np.float32)  # an image that says nothing
 

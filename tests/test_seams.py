@@ -10,6 +10,7 @@ import inspect
 import json
 import subprocess
 import sys
+from enum import StrEnum
 from pathlib import Path
 
 import cv2
@@ -20,7 +21,7 @@ import torch
 from conftest import REPO, TINY_RUN, StandInPredictions, compose_cfg
 from torch import nn
 
-from axondeepsynth import config, strategies
+from axondeepsynth import config, schema, strategies
 from axondeepsynth.config import Config
 from axondeepsynth.data import layouts, phantoms
 from axondeepsynth.data.layouts import axondeepseg
@@ -30,6 +31,7 @@ from axondeepsynth.pipeline import STAGE_FUNCTIONS, evaluate, keys, run_stages
 from axondeepsynth.pipeline.context import Run
 from axondeepsynth.pipeline.trainer import build_trainer
 from axondeepsynth.training import translators
+from axondeepsynth.training.config import TranslatorConfig
 from axondeepsynth.training.metrics import TranslationMetrics
 
 # ----------------------------------------------------------------------------------------------
@@ -44,10 +46,10 @@ class Identity(pl.LightningModule):
     def __init__(self, cfg, paired_val: bool = False, seed: int = 0) -> None:
         super().__init__()
         if isinstance(cfg, dict):
-            cfg = config.structured(config.TranslatorConfig, cfg)
+            cfg = schema.structured(TranslatorConfig, cfg)
         self.cfg = cfg
         self.save_hyperparameters(
-            {"cfg": config.plain(self.cfg), "paired_val": paired_val, "seed": seed}
+            {"cfg": schema.plain(self.cfg), "paired_val": paired_val, "seed": seed}
         )
         self.nets = nn.ModuleDict({"gain": nn.Identity()})
         self.unused = nn.Parameter(torch.zeros(()))  # an optimiser needs something
@@ -180,7 +182,7 @@ def test_the_strategy_table_derives_what_each_needs() -> None:
 def _other(value):
     if isinstance(value, bool):
         return not value
-    if isinstance(value, config.StrEnum):
+    if isinstance(value, StrEnum):
         return next(m for m in type(value) if m != value)
     if isinstance(value, int | float):
         return value + 1
@@ -343,8 +345,8 @@ def test_checkpoints_of_the_previous_layout_load_and_translate_alike(name: str) 
 # what each layer may import of this package: the flow runs one way
 MAY_IMPORT = {
     "nets": {"nets"},
-    "data": {"data", "config", "errors", "io", "lightning_internals", "strategies", "nets"},
-    "training": {"training", "data", "config", "errors", "io", "nets", "strategies"},
+    "data": {"data", "schema", "errors", "io", "lightning_internals", "strategies", "nets"},
+    "training": {"training", "data", "schema", "errors", "io", "nets", "strategies"},
 }
 
 

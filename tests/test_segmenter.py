@@ -12,11 +12,11 @@ import torch
 from torch.utils.data import DataLoader
 from torchmetrics.segmentation import DiceScore
 
-from axondeepsynth.config import SegmenterConfig
 from axondeepsynth.data.labels import AXON, IGNORE, MYELIN
 from axondeepsynth.data.training_tiles import intensity_stats
 from axondeepsynth.nets.losses import deep_supervision_loss, dice_ce_loss
 from axondeepsynth.nets.unet import UNet, UNetConfig
+from axondeepsynth.training.config import SegmenterConfig
 from axondeepsynth.training.segmenter import Segmenter, dice_per_class, dice_scores
 
 TINY = UNetConfig(base_channels=8, depth=3, deep_supervision=False)

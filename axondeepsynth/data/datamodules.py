@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from axondeepsynth.config import AugmentConfig, DataConfig
+from axondeepsynth.data.config import AugmentConfig, DataConfig
 from axondeepsynth.data.folds import splits
 from axondeepsynth.data.records import Sample
 from axondeepsynth.data.training_tiles import (

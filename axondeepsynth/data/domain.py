@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from axondeepsynth.config import DatasetConfig, DomainConfig
 from axondeepsynth.data import layouts, phantoms
+from axondeepsynth.data.config import DatasetConfig, DomainConfig
 from axondeepsynth.data.records import Sample, load_sample
 from axondeepsynth.data.resample import resample, scale_factor
 from axondeepsynth.errors import DataError

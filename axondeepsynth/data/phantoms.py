@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from axondeepsynth import io
-from axondeepsynth.config import PHANTOM_PIXEL_SIZE
+from axondeepsynth.data.config import PHANTOM_PIXEL_SIZE
 from axondeepsynth.data.labels import AXON, BACKGROUND, MYELIN
 from axondeepsynth.data.layouts import bids
 from axondeepsynth.data.records import Sample

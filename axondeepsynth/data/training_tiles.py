@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Dataset, Sampler
 
-from axondeepsynth.config import AugmentConfig
+from axondeepsynth.data.config import AugmentConfig
 from axondeepsynth.data.records import Sample
 
 

@@ -39,7 +39,7 @@ STAGE_FUNCTIONS: dict[str, Callable[[Run], None]] = {
 
 def check(cfg: Config) -> None:
     """Refuse, before any work, what the configured parts cannot do (the schema's own checks
-    are `config.validate`'s)."""
+    are `validation.validate`'s)."""
     if "train_translator" in cfg.stages:
         drawn = "u2l" in shown_translations(cfg.seg.strategies)
         translators.get(cfg.model.name).check(

@@ -10,8 +10,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from axondeepsynth.config import Config, DatasetConfig, DomainConfig
+from axondeepsynth.config import Config
 from axondeepsynth.data import images
+from axondeepsynth.data.config import DatasetConfig, DomainConfig
 from axondeepsynth.data.domain import load_domain
 from axondeepsynth.data.labels import from_axonmyelin
 from axondeepsynth.data.records import Sample

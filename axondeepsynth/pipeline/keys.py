@@ -12,7 +12,8 @@ import hashlib
 import json
 from typing import Any
 
-from axondeepsynth.config import Config, identity
+from axondeepsynth.config import Config
+from axondeepsynth.schema import identity
 
 TRAINING = ("speed", "predict")
 # seg's settings that only the Lightning proxy reads

@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 from axondeepsynth import io
-from axondeepsynth.config import NnUNetConfig
 from axondeepsynth.data.layouts import nnunet as raw_layout
 from axondeepsynth.data.records import Sample
+from axondeepsynth.training.config import NnUNetConfig
 
 DATASET_ID = 501  # one dataset per training set, each in its own folders
 SPACING = [999.0, 1.0, 1.0]  # what nnU-Net's 2-D PNG reader gives every image

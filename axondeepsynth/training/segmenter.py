@@ -21,13 +21,14 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
-from axondeepsynth.config import SegmenterConfig, plain, structured
 from axondeepsynth.data.labels import AXON, IGNORE, MYELIN
 from axondeepsynth.data.stitch import sliding_window
 from axondeepsynth.data.training_tiles import intensity_stats
 from axondeepsynth.errors import check_finite
 from axondeepsynth.nets.losses import deep_supervision_loss
 from axondeepsynth.nets.unet import UNet
+from axondeepsynth.schema import plain, structured
+from axondeepsynth.training.config import SegmenterConfig
 
 EVAL_CLASSES = {"myelin": MYELIN, "axon": AXON}
 FLIPS: list[tuple[int, ...]] = [(), (-1,), (-2,), (-2, -1)]  # identity, h, v, both

@@ -20,11 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from axondeepsynth.config import TranslatorConfig, plain, structured
 from axondeepsynth.errors import ConfigError, check_finite
 from axondeepsynth.nets.discriminators import PatchDiscriminator
 from axondeepsynth.nets.layers import set_recompute
 from axondeepsynth.nets.resnet import ResnetGenerator
+from axondeepsynth.schema import plain, structured
+from axondeepsynth.training.config import TranslatorConfig
 from axondeepsynth.training.ema import EMA
 from axondeepsynth.training.metrics import TranslationMetrics
 from axondeepsynth.training.panels import log_panel

@@ -19,11 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from axondeepsynth.config import TranslatorConfig
 from axondeepsynth.errors import ConfigError
 from axondeepsynth.nets.diffusion import Diffusion
 from axondeepsynth.nets.discriminators import TimeDiscriminator
 from axondeepsynth.nets.ncsnpp import NCSNpp
+from axondeepsynth.training.config import TranslatorConfig
 from axondeepsynth.training.translators.cyclegan import CycleGAN
 from axondeepsynth.training.translators.registry import register
 
