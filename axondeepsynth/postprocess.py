@@ -9,7 +9,10 @@ Each step is a switch of `seg.postprocess` (recorded with the kept model), in th
 - `fill_holes`: pixels enclosed by one axon become axon (a dark organelle is not a hole);
 - `min_axon_area_um2`: axons smaller than this are background (specks between fibres);
 - `drop_unmyelinated`: axons with no myelin pixel within `ring_um` of their border are
-  background (extracellular space and vessels look like axons, but nothing wraps them).
+  background (extracellular space and vessels look like axons, but nothing wraps them);
+- `min_ring_myelin`: axons whose ring (the pixels within `ring_um` of their border nearer to
+  them than to any other axon) is less than this fraction myelin are background: a gap between
+  fibres touches their myelin on some sides only, a fibre's axon is wrapped all round.
 Axons are 8-connected components, as in `morphometrics.py` and AxonDeepSeg. Imports no torch.
 """
 
@@ -35,6 +38,8 @@ class PostprocessConfig:
     fill_holes: bool = False  # pixels enclosed by one axon become axon
     min_axon_area_um2: float = 0.0  # smaller axons become background
     drop_unmyelinated: bool = False  # axons with no myelin within ring_um become background
+    # axons whose ring (within ring_um) is less than this fraction myelin become background
+    min_ring_myelin: float = 0.0
     ring_um: float = 0.3
 
     @property
@@ -44,6 +49,7 @@ class PostprocessConfig:
             or self.fill_holes
             or self.min_axon_area_um2 > 0
             or self.drop_unmyelinated
+            or self.min_ring_myelin > 0
         )
 
 
@@ -54,6 +60,11 @@ def validate_config(p: PostprocessConfig, key: str) -> None:
         f"must be >= 0 µm², got {p.min_axon_area_um2}",
     )
     check(p.ring_um > 0, f"{key}.ring_um", f"must be > 0 µm, got {p.ring_um}")
+    check(
+        0 <= p.min_ring_myelin <= 1,
+        f"{key}.min_ring_myelin",
+        f"must be a fraction in [0, 1], got {p.min_ring_myelin}",
+    )
     check(
         p.myelin_from_image_um >= 0,
         f"{key}.myelin_from_image_um",
@@ -80,11 +91,15 @@ def clean(
     if cfg.min_axon_area_um2 > 0:
         area = np.bincount(axons.ravel(), minlength=n + 1) * pixel_size**2
         drop |= area < cfg.min_axon_area_um2
-    if cfg.drop_unmyelinated:
-        # each myelin pixel within the ring counts for its nearest axon
+    if cfg.drop_unmyelinated or cfg.min_ring_myelin > 0:
+        # each pixel within the ring counts for its nearest axon
         dist, (iy, ix) = ndi.distance_transform_edt(axons == 0, return_indices=True)
-        near = (out == MYELIN) & (dist <= max(1.0, cfg.ring_um / pixel_size))
-        drop |= np.bincount(axons[iy, ix][near], minlength=n + 1) == 0
+        ring = (axons == 0) & (dist <= max(1.0, cfg.ring_um / pixel_size))
+        owner = axons[iy, ix][ring]
+        myelin = np.bincount(owner[out[ring] == MYELIN], minlength=n + 1)
+        if cfg.drop_unmyelinated:
+            drop |= myelin == 0
+        drop |= myelin < cfg.min_ring_myelin * np.bincount(owner, minlength=n + 1)
     drop[0] = False
     out[drop[axons]] = BACKGROUND
     return out

@@ -55,8 +55,35 @@ def test_an_axon_whose_myelin_lies_beyond_the_ring_is_dropped() -> None:
     assert not (clean(labels, 0.1, far, FLAT[:40, :40]) == AXON).any()
 
 
+def test_an_axon_that_myelin_wraps_only_in_part_is_dropped() -> None:
+    """Extracellular space between fibres touches their myelin on one side: its ring (within
+    ring_um of its border) is part myelin, part background; a fibre's is all myelin."""
+    labels = np.zeros((60, 60), np.uint8)
+    ring(labels, (15, 15), 6, 10)  # a fibre: its ring is all myelin
+    ring(labels, (40, 40), 6, 10)  # a second one
+    labels[11:20, 26:32] = AXON  # a dark gap that touches the first fibre's myelin on its left
+    ring_of_gap = np.zeros_like(labels, bool)  # 0.3 µm around it (3 px, square corners)
+    ring_of_gap[8:23, 23:35] = True
+    ring_of_gap[11:20, 26:32] = False
+    covered = (labels[ring_of_gap] == MYELIN).mean()
+    assert 0.1 < covered < 0.3  # the drawing is what the test is about
+    kept = clean(labels, 0.1, PostprocessConfig(min_ring_myelin=covered / 2), FLAT)
+    assert (kept == labels).all()
+    for least in (covered * 1.5, 0.9):
+        cleaned = clean(labels, 0.1, PostprocessConfig(min_ring_myelin=least), FLAT)
+        assert (cleaned[11:20, 26:32] == BACKGROUND).all()
+        cleaned[11:20, 26:32] = AXON
+        assert (cleaned == labels).all()  # the fibres stay, untouched
+
+
 def test_a_negative_size_or_ring_is_refused_naming_the_key() -> None:
-    for key in ("min_axon_area_um2=-1", "ring_um=0", "myelin_from_image_um=-0.1"):
+    for key in (
+        "min_axon_area_um2=-1",
+        "ring_um=0",
+        "myelin_from_image_um=-0.1",
+        "min_ring_myelin=1.5",
+        "min_ring_myelin=-0.1",
+    ):
         with pytest.raises(ConfigError, match=f"seg.postprocess.{key.split('=')[0]}"):
             compose_cfg("+experiment=demo", f"seg.postprocess.{key}")
 
