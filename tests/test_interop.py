@@ -41,8 +41,9 @@ AXON_ONLY = {
 }
 
 
-def ads(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run one of AxonDeepSeg's commands (or its python) from its venv."""
+def ads(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run one of AxonDeepSeg's commands (or its python) from its venv, in `cwd` (it writes
+    its axondeepseg.log there)."""
     return subprocess.run(
         [str(VENV / "bin" / args[0]), *args[1:]],
         cwd=cwd,
@@ -82,7 +83,8 @@ def manual_sem(tmp_path: Path, n: int = 2) -> list[tuple[Path, float]]:
 
 def test_our_morphometrics_are_axondeepsegs(tmp_path: Path) -> None:
     for folder, pixel_size in manual_sem(tmp_path):
-        done = ads("axondeepseg_morphometrics", "-i", str(folder / "image.png"), "-f", "ads.csv")
+        image = str(folder / "image.png")
+        done = ads("axondeepseg_morphometrics", "-i", image, "-f", "ads.csv", cwd=folder)
         assert done.returncode == 0, done.stderr[-2000:]
         (theirs_path,) = folder.glob("*ads.csv")  # it prefixes the image's name
         theirs = ads_csv(theirs_path)
@@ -129,6 +131,7 @@ def test_our_detection_scores_are_axondeepsegs(tmp_path: Path) -> None:
         str(folder / "image.png"),
         str(folder / "image_seg-axon.png"),
         str(folder / "pred.png"),
+        cwd=folder,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     sensitivity, precision, diffusion = json.loads(done.stdout.strip().splitlines()[-1])
@@ -148,7 +151,7 @@ def test_axondeepseg_measures_what_segment_writes(tmp_path: Path) -> None:
     linked = [p for p in out.rglob("*.png") if p.is_symlink()]
     assert linked
     for image in linked:
-        done = ads("axondeepseg_morphometrics", "-i", str(image), "-f", "ads.csv")
+        done = ads("axondeepseg_morphometrics", "-i", str(image), "-f", "ads.csv", cwd=tmp_path)
         assert done.returncode == 0, done.stderr[-2000:]
         assert list(image.parent.glob("*ads.csv"))
 
@@ -166,7 +169,7 @@ def test_axondeepseg_loads_a_kept_nnunet_model(tmp_path: Path) -> None:
     meta = json.loads((kept / "model.json").read_text())
     folder = kept / Path(meta["members"][0]["checkpoint"]).parent.parent
     where = "import AxonDeepSeg, pathlib; print(pathlib.Path(AxonDeepSeg.__file__).parent)"
-    found = ads("python", "-c", where)
+    found = ads("python", "-c", where, cwd=tmp_path)
     assert found.returncode == 0, found.stderr[-2000:]
     placed = Path(found.stdout.strip()) / "models" / f"axondeepsynth_test_{os.getpid()}"
     shutil.copytree(folder, placed)
