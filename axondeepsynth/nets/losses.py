@@ -18,12 +18,10 @@ def soft_dice(
     background.
     """
     probs = logits.float().softmax(dim=1)[:, 1:]
-    kept = None if ignore is None else (labels != ignore)[:, None]
-    if kept is not None:
-        probs, labels = probs * kept, labels.where(kept[:, 0], 0)
+    if ignore is not None:  # ignored pixels become background, which the one-hot drops
+        kept = labels != ignore
+        probs, labels = probs * kept[:, None], labels.where(kept, 0)
     onehot = F.one_hot(labels, logits.shape[1]).permute(0, 3, 1, 2)[:, 1:].to(probs.dtype)
-    if kept is not None:
-        onehot = onehot * kept
     dims = (0, 2, 3)
     intersect = (probs * onehot).sum(dims)
     total = probs.sum(dims) + onehot.sum(dims)

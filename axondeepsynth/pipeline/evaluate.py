@@ -92,10 +92,9 @@ def checkpoint(run: Run, strategy: Strategy, train_set: str, fold: int) -> str:
 
 class Predictions:
     """Class probabilities of the proxies of `strategies` on U's images, each model loaded
-    once. Where
-    several strategies apply one model to one input (fused applies tutorship's and
+    once. Where several strategies apply one model to one input (fused applies tutorship's and
     adaptation's), each image's probabilities are made once, kept on disk under
-    `evaluate_cache/` while evaluate runs, and read back, bitwise the same."""
+    `evaluate_cache/` until their last use, and read back, bitwise the same."""
 
     def __init__(self, run: Run, strategies: list[Strategy]) -> None:
         self.run, self.models = run, {}
