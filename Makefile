@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-# the nnU-Net backend (seg.backend=nnunet). timm pulls torchvision, which nnU-Net's 2d U-Net
+# the nnU-Net backend (segmenter.backend=nnunet). timm pulls torchvision, which nnU-Net's 2d U-Net
 # never imports; a PyPI torchvision cannot load beside a CPU-only torch (it links the CUDA one),
 # and then breaks Lightning's imports, so it is removed again where it does not load
 install-nnunet: install

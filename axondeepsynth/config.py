@@ -1,12 +1,15 @@
 """The run's typed configuration: the schema every Hydra config in `conf/` is merged onto,
 composed from each part's own (`data/config.py`, `training/config.py`, `nets/config.py`,
-`postprocess.py`) and the stages' settings declared here.
+`postprocess.py`) and the stages' settings declared here. Groups are named by role: `data` (the
+datasets), `translator` and `segmenter` (each: what is trained, on which tiles, how it is
+applied), `self_train` and `export` (those stages'), `trainer` (both training stages'); a key of
+the old layout is refused with its new place (`moved.py`).
 
 A key that is not declared, a value of the wrong type or a choice that is not one of its enum's
 values fails at compose time with the key's name; `validation.validate` then checks ranges,
 cross-field rules and that every chosen stage and strategy has what it needs, before any work.
-Defaults live in the schema only; `conf/` holds the values that differ from them. Field roles
-(`SPEED`, `PREDICT`) are `schema.py`'s. Imports no torch.
+Defaults live in the schema only; `conf/` holds the values that differ from them. Fields
+tagged `SPEED` (`schema.py`) are in no stage key. Imports no torch.
 """
 
 from __future__ import annotations
@@ -20,10 +23,16 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
-from axondeepsynth.data.config import AugmentConfig, DataConfig
+from axondeepsynth.data.config import DataConfig, SegmenterTilesConfig, TranslatorTilesConfig
 from axondeepsynth.postprocess import PostprocessConfig
-from axondeepsynth.schema import PREDICT, predict, speed
-from axondeepsynth.training.config import NnUNetConfig, SegmenterConfig, TranslatorConfig
+from axondeepsynth.schema import speed
+from axondeepsynth.training.config import (
+    NnUNetConfig,
+    SegmenterConfig,
+    TrainerConfig,
+    TranslatorConfig,
+    Window,
+)
 
 STAGES = (
     "prepare",
@@ -47,139 +56,122 @@ class Direction(StrEnum):
 
 
 class Backend(StrEnum):
-    lightning = "lightning"  # our U-Net (seg.net), in-framework, tested on CPU
-    nnunet = "nnunet"  # nnU-Net v2 through its Python API (seg.nnunet; an optional extra)
+    lightning = "lightning"  # our U-Net (segmenter.net), in-framework, tested on CPU
+    nnunet = "nnunet"  # nnU-Net v2 through its Python API (segmenter.nnunet; an optional extra)
 
 
 @dataclass
-class TranslationStageConfig:
+class SampleConfig:
     """How a trained translator is applied to whole images (stage `translate`)."""
 
-    ckpt_path: str | None = None  # use this checkpoint instead of the run's own training
+    ckpt_path: str | None = None  # translate with this checkpoint instead of training one
     # which of the run's own checkpoints translates: the last EMA weights (as published), or
-    # the best by model.monitor (a near-identity translator scores high on cycle SSIM)
-    checkpoint: Which = Which.last
-    # translator + translations directory; share it across a sweep (where, not what)
-    dir: str | None = speed(None)
-    directions: list[Direction] = field(default_factory=list)  # []: what seg.strategies need
-    sampler: str | None = None  # one of the translator's samplers; default: the model's
+    # the best by translator.train.monitor (a near-identity translator scores high on cycle SSIM)
+    which: Which = Which.last
+    sampler: str | None = None  # one of the translator's samplers; None: translator.train's
+    tile_overlap: int = 32  # of the tiles (translator.data.tile_size) stitched into an image
     # tiles per forward pass; None: 1 on a CPU, 8 on a GPU. Not SPEED: the batch shapes the
     # noise stream of the diffusive sampler
     batch_size: int | None = None
     precision: str = "32"  # 32 | bf16 (autocast; 1.3-1.9x faster on CPUs with avx512_bf16)
-    compile: bool = speed(False)  # torch.compile the generators, weights frozen (10-80 s first)
     seed: int = 0
     # translations drawn per image where a strategy segments them (U->L): the models' softmax
     # is averaged over the draws, and the confidence maps show where they disagree. Needs a
     # stochastic sampler (syndiff's diffusive); training sets use the first draw
     samples: int = 1
+    directions: list[Direction] = field(default_factory=list)  # []: what the strategies need
+    # translator + translations directory; share it across a sweep (where, not what)
+    dir: str | None = speed(None)
+    compile: bool = speed(False)  # torch.compile the generators, weights frozen (10-80 s first)
+
+
+@dataclass
+class TranslatorGroup(TranslatorConfig):
+    """`translator.*`: what is trained (name, net, train: a module's own config), on which
+    tiles (data), how it is applied (sample)."""
+
+    data: TranslatorTilesConfig = field(default_factory=TranslatorTilesConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
     # a translator trained by this run whose L->U translations fail the label-separation check
     # (translator_check.py) is trained again with the next seed, up to this many times; the
     # first that passes is used (each in `<translator dir>-seed<N>`)
     restarts: int = 0
 
+    def module(self) -> TranslatorConfig:
+        """The part a translator module is built from and its checkpoint records."""
+        return TranslatorConfig(self.name, self.net, self.train)
+
 
 @dataclass
-class SegmentationConfig:
-    """The segmentation proxy and how the strategies are trained and scored."""
+class SegmenterTrainConfig:
+    """The Lightning proxy's schedule."""
 
-    backend: Backend = Backend.lightning  # who trains and applies the proxy
-    net: SegmenterConfig = field(default_factory=SegmenterConfig)  # lightning's
-    augment: AugmentConfig = field(default_factory=AugmentConfig)  # lightning's
-    nnunet: NnUNetConfig = field(default_factory=NnUNetConfig)  # nnunet's
-    # names from axondeepsynth/strategies.py: direct, tutorship, adaptation, fused,
-    # self_training (after the others, from one's pseudo labels), oracle
-    strategies: list[str] = field(
-        default_factory=lambda: ["direct", "tutorship", "adaptation"], metadata=PREDICT
-    )
-    tile_size: int | None = None  # segmentation tiles; None: data.tile_size
-    # overlap of predicted tiles; None: data.tile_overlap
-    tile_overlap: int | None = predict(None)
-    # which proxy segments U: the final weights (nnU-Net's default) or the best by Dice on the
-    # fold's held-out images (never for the oracle, whose held-out images are its test set)
-    checkpoint: Which = predict(Which.last)
-    fold: Any = predict("all")  # a fold index 0..k-1, or "all" to run every fold here
-    # with fold "all", each strategy that labels all of U is also scored with its k folds'
-    # proxies averaged (nnU-Net's way; pseudo_labels/<strategy>/ensemble/): what it makes
-    # then depends less on which L images one fold left out, and that is the kept model
-    ensemble: bool = predict(True)
-    k: int = 5  # folds over the training images, split by subject
     max_epochs: int = 50
     tiles_per_epoch: int = 256
     batch_size: int = 8
-    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig, metadata=PREDICT)
-    # tiles per pass on whole images; None: 1 on a CPU, 8 on a GPU
-    predict_batch_size: int | None = speed(None)
-    n_overlays: int = speed(3)  # image + pseudo label pictures saved per strategy and fold
-    # also write U with its pseudo labels as an nnU-Net raw dataset
-    export_nnunet: bool = predict(True)
-    # the kept model, copied to <run>/model/ for `python -m axondeepsynth.segment`: a chosen
-    # strategy's proxies of one fold (and the translator its inputs need); "recommended":
-    # self_training where the run has it, else the strategy the report recommends; null: none
-    export: str | None = predict("recommended")
-    # None: the ensemble where the run scores it, else the first fold this run scores
-    export_fold: int | None = predict(None)
-    # the strategy whose pseudo labels (its ensemble's, else its first fold's) self_training
-    # learns from; in the key of that training set through its origin, nowhere else
-    self_train_from: str = predict("recommended")
-    # self_training leaves out of its loss the pixels its teacher's models were less sure of
-    # than this (their averaged softmax, the written `_confidence.png`); 0 keeps every pixel.
-    # In the origin's key with the masked labels
-    self_train_min_confidence: float = predict(0.0)
 
 
 @dataclass
-class TrainerConfig:
-    """Every `pytorch_lightning.Trainer` argument but those the stages set (`OWNED_BY_STAGE`),
-    e.g. `trainer.gradient_clip_val=1.0`; None leaves Lightning's default. Passed to the trainer
-    of every training stage (the segmenter's `max_epochs` is `seg.max_epochs`)."""
+class PredictConfig:
+    """How trained proxies segment whole images and what is made of their output."""
 
-    accelerator: str = "cpu"
-    strategy: str = "auto"
-    devices: Any = 1
-    num_nodes: int = 1
-    precision: str = "32-true"
-    fast_dev_run: Any = False
-    max_epochs: int = 10
-    min_epochs: int | None = None
-    max_steps: int = -1
-    min_steps: int | None = None
-    max_time: Any = None
-    limit_train_batches: Any = None
-    limit_val_batches: Any = None
-    limit_test_batches: Any = None
-    limit_predict_batches: Any = None
-    overfit_batches: Any = 0.0
-    val_check_interval: Any = None
-    check_val_every_n_epoch: int | None = 1
-    num_sanity_val_steps: int | None = speed(None)
-    log_every_n_steps: int = speed(10)
-    enable_progress_bar: bool = speed(True)
-    enable_model_summary: bool | None = speed(None)
-    accumulate_grad_batches: int = 1
-    gradient_clip_val: Any = None
-    gradient_clip_algorithm: str | None = None
-    deterministic: Any = False
-    benchmark: bool | None = speed(None)
-    inference_mode: bool = speed(True)
-    profiler: Any = speed(None)
-    detect_anomaly: bool = speed(False)
-    barebones: bool = speed(False)
-    sync_batchnorm: bool = False
-    reload_dataloaders_every_n_epochs: int = 0
-    enable_autolog_hparams: bool = speed(True)
+    tile_overlap: int = 32  # of the tiles (segmenter.data.tile_size) stitched into an image
+    # which proxy segments U: the final weights (nnU-Net's default) or the best by Dice on the
+    # fold's held-out images (never for the oracle, whose held-out images are its test set)
+    which: Which = Which.last
+    tta_flips: bool = True  # average softmax over h/v flips
+    window: Window = Window.gaussian  # tile blending
+    # with segmenter.fold "all", each strategy that labels all of U is also scored with its k
+    # folds' proxies averaged (nnU-Net's way; pseudo_labels/<strategy>/ensemble/): what it
+    # makes then depends less on which L images one fold left out, and that is the kept model
+    ensemble: bool = True
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    batch_size: int | None = speed(None)  # tiles per pass; None: 1 on a CPU, 8 on a GPU
+    n_overlays: int = speed(3)  # image + pseudo label pictures saved per strategy and fold
 
 
-# set by the stages (`pipeline/trainer.py`), so not configurable as trainer.*
-OWNED_BY_STAGE = (
-    "logger",
-    "callbacks",
-    "plugins",
-    "default_root_dir",
-    "enable_checkpointing",
-    "use_distributed_sampler",
-    "model_registry",
-)
+@dataclass
+class SegmenterGroup:
+    """`segmenter.*`: the segmentation proxy, its strategies and folds, how it is trained
+    (net, train, data; nnunet for that backend) and applied (predict)."""
+
+    backend: Backend = Backend.lightning  # who trains and applies the proxy
+    # names from axondeepsynth/strategies.py: direct, tutorship, adaptation, fused,
+    # self_training (after the others, from one's pseudo labels), oracle
+    strategies: list[str] = field(default_factory=lambda: ["direct", "tutorship", "adaptation"])
+    k: int = 5  # folds over the training images, split by subject
+    fold: Any = "all"  # a fold index 0..k-1, or "all" to run every fold here
+    net: SegmenterConfig = field(default_factory=SegmenterConfig)  # lightning's
+    train: SegmenterTrainConfig = field(default_factory=SegmenterTrainConfig)  # lightning's
+    data: SegmenterTilesConfig = field(default_factory=SegmenterTilesConfig)  # lightning's
+    nnunet: NnUNetConfig = field(default_factory=NnUNetConfig)  # nnunet's
+    predict: PredictConfig = field(default_factory=PredictConfig)
+
+
+@dataclass
+class SelfTrainConfig:
+    """Stage `self_train`: the strategy self_training learns from, and how."""
+
+    # the strategy whose pseudo labels (its ensemble's, else its first fold's) self_training
+    # learns from; in the key of that training set through its origin, nowhere else
+    teacher: str = "recommended"
+    # pixels its teacher's models were less sure of than this (their averaged softmax, the
+    # written `_confidence.png`) are left out of the loss; 0 keeps every pixel. In the
+    # origin's key with the masked labels
+    min_confidence: float = 0.0
+
+
+@dataclass
+class ExportConfig:
+    """Stage `export`: what the run hands on."""
+
+    # the kept model, copied to <run>/model/ for `python -m axondeepsynth.segment`: a chosen
+    # strategy's proxies (and the translator its inputs need); "recommended": self_training
+    # where the run has it, else the strategy the report recommends; null: none
+    model: str | None = "recommended"
+    # None: the ensemble where the run scores it, else the first fold this run scores
+    fold: int | None = None
+    nnunet: bool = True  # also write U with its pseudo labels as an nnU-Net raw dataset
 
 
 @dataclass
@@ -199,23 +191,18 @@ class Config:
     task_name: str = "run"
     stages: list[str] = field(default_factory=lambda: ["prepare"])
     seed: int = 0
+    # "last": each training stage resumes from its newest checkpoint; a path: the translator
+    # resumes from that checkpoint
+    resume: str | None = None
     data: DataConfig = field(default_factory=DataConfig)
-    model: TranslatorConfig = field(default_factory=TranslatorConfig)
-    translator: TranslationStageConfig = field(default_factory=TranslationStageConfig)
-    seg: SegmentationConfig = field(default_factory=SegmentationConfig)
+    translator: TranslatorGroup = field(default_factory=TranslatorGroup)
+    segmenter: SegmenterGroup = field(default_factory=SegmenterGroup)
+    self_train: SelfTrainConfig = field(default_factory=SelfTrainConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: dict[str, Any] = field(default_factory=dict)
     callbacks: dict[str, Any] = field(default_factory=dict)
     paths: PathsConfig = field(default_factory=PathsConfig)
-    ckpt_path: str | None = None  # a path: the translator's; "last": each stage's newest
-
-    def seg_tiling(self) -> tuple[int, int]:
-        """(tile, overlap) of the segmentation proxy: its own, else the data's."""
-        s, d = self.seg, self.data
-        return (
-            s.tile_size or d.tile_size,
-            d.tile_overlap if s.tile_overlap is None else s.tile_overlap,
-        )
 
 
 def hydra_subdir(run_dir: str) -> str:

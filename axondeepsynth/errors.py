@@ -40,5 +40,5 @@ def check_finite(terms: dict, step: int, epoch: int) -> None:
             raise NumericalError(
                 f"loss term {name} = {value.item()} at batch {step} (epoch {epoch}); the update "
                 "was not applied and no checkpoint was written from it\n  fix: lower the learning "
-                "rate or use 32-bit precision, then resume with ckpt_path=last"
+                "rate or use 32-bit precision, then resume with resume=last"
             )

@@ -30,11 +30,11 @@ def load_translator(
     module = translators.load(path, device)
     if sampler is not None and sampler not in module.samplers:
         raise ConfigError(
-            "translator.sampler",
+            "translator.sample.sampler",
             f"the translator in {path} ({module.cfg.name}) has no {sampler} sampler",
-            f"use translator.sampler={' or '.join(module.samplers)}",
+            f"use translator.sample.sampler={' or '.join(module.samplers)}",
         )
-    translators.check_draws(module, sampler or module.cfg.sampler, samples)
+    translators.check_draws(module, sampler or module.cfg.train.sampler, samples)
     return compile_networks(module) if compile else module
 
 

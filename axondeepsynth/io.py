@@ -35,7 +35,7 @@ def write_bytes(path: Path | str, data: bytes, durable: bool = False) -> Path:
         raise DataError(
             path,
             f"the disk is full ({len(data) / 2**20:.1f} MB to write); nothing was replaced",
-            "free space (or move the run with hydra.run.dir=...), then re-run with ckpt_path=last",
+            "free space (or move the run with hydra.run.dir=...), then re-run with resume=last",
         ) from None
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -1,6 +1,7 @@
 """Clean a predicted label map axon by axon, as AxonDeepSeg users expect of a fibre.
 
-Each step is a switch of `seg.postprocess` (recorded with the kept model), in this order:
+Each step is a switch of `segmenter.predict.postprocess` (recorded with the kept model), in this
+order:
 - `myelin_from_image_um`: myelin grows outward, one pixel at a time up to this distance, into
   the background pixels whose intensity the image's own myelin explains better than its
   background (each a Gaussian fitted to its interior in this image): a proxy trained on
@@ -30,7 +31,7 @@ from axondeepsynth.schema import check
 
 @dataclass
 class PostprocessConfig:
-    """`seg.postprocess`: each step off by default, recorded with the kept model."""
+    """`segmenter.predict.postprocess`: each step off by default, recorded with the kept model."""
 
     # myelin grows outward up to this far (µm), into background pixels the image's own myelin
     # intensity explains better than its background (postprocess.grow_myelin)

@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 from axondeepsynth.config import register
 from axondeepsynth.errors import AxonDeepSynthError, Terminated
+from axondeepsynth.moved import refuse_overrides
 from axondeepsynth.validation import validate
 
 log = logging.getLogger("axondeepsynth")
@@ -26,7 +27,7 @@ def _resume_hint() -> str:
     from hydra.core.hydra_config import HydraConfig
 
     run_dir = HydraConfig.get().runtime.output_dir
-    return f"to continue, re-run the same command with ckpt_path=last hydra.run.dir={run_dir}"
+    return f"to continue, re-run the same command with resume=last hydra.run.dir={run_dir}"
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -64,4 +65,8 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    try:
+        refuse_overrides(sys.argv[1:])
+    except AxonDeepSynthError as err:
+        sys.exit(f"error: {err}")
     main()

@@ -3,9 +3,9 @@ a key. Each part's schema lives beside the code it configures (`data/config.py`,
 `training/config.py`, `training/translators/config.py`, `nets/config.py`, `postprocess.py`);
 `config.py` composes them into the run's. Imports no torch.
 
-Fields tagged `SPEED` (how fast, how verbose) or `PREDICT` (how a trained model is applied) are
-left out of the stage keys that decide whether a stage's earlier output can be reused
-(`identity`); the rest of the config is in them.
+Fields tagged `SPEED` (how fast, how verbose, where) are left out of the stage keys that decide
+whether a stage's earlier output can be reused (`identity`); every other field of the config a
+stage receives is in its key.
 """
 
 from __future__ import annotations
@@ -19,30 +19,25 @@ from omegaconf import OmegaConf
 from axondeepsynth.errors import ConfigError
 
 SPEED = {"role": "speed"}  # changes speed or what is shown, never a number
-PREDICT = {"role": "predict"}  # changes how trained models are applied, not what they learn
 
 
 def speed(default: Any) -> Any:
     return field(default=default, metadata=SPEED)
 
 
-def predict(default: Any) -> Any:
-    return field(default=default, metadata=PREDICT)
-
-
-def identity(obj: Any, leave_out: tuple[str, ...] = ("speed",)) -> Any:
-    """A config part as plain data for stage keys, without the fields whose role is in
-    `leave_out` (`speed` always: how fast or verbose a stage runs never changes its key)."""
+def identity(obj: Any) -> Any:
+    """A config part as plain data for stage keys, without its SPEED fields (how fast or verbose
+    a stage runs never changes its key)."""
     if is_dataclass(obj):
         return {
-            f.name: identity(getattr(obj, f.name), leave_out)
+            f.name: identity(getattr(obj, f.name))
             for f in fields(obj)
-            if f.metadata.get("role") not in leave_out
+            if f.metadata.get("role") != "speed"
         }
     if isinstance(obj, list | tuple):
-        return [identity(v, leave_out) for v in obj]
+        return [identity(v) for v in obj]
     if isinstance(obj, dict):
-        return {k: identity(v, leave_out) for k, v in obj.items()}
+        return {k: identity(v) for k, v in obj.items()}
     return obj
 
 

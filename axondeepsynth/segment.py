@@ -156,7 +156,7 @@ def refusals(jobs: list[Job], pixel_size: float | None) -> list[str]:
 def read_meta(root: Path) -> dict:
     """A kept model's `model.json`, refused in one line when missing or not JSON."""
     path = root / MODEL_FILE
-    fix = "pass the model/ folder of a finished run (seg.export picks the strategy)"
+    fix = "pass the model/ folder of a finished run (export.model picks the strategy)"
     if not path.is_file():
         raise AxonDeepSynthError(f"{root}: no {MODEL_FILE}\n  fix: {fix}")
     try:

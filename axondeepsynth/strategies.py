@@ -98,5 +98,5 @@ STRATEGIES: dict[str, Strategy] = {
 
 
 def shown_translations(names: list[str]) -> set[str]:
-    """The translations the named strategies' models segment (drawn translator.samples times)."""
+    """The translations the named strategies' models segment (translator.sample.samples draws)."""
     return {INPUT_TRANSLATION[i] for n in names for _, i in STRATEGIES[n].models} - {None}

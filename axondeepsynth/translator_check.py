@@ -30,8 +30,8 @@ from axondeepsynth.strategies import STRATEGIES
 SEPARATION_MIN = 0.5  # translated / original correlation ratio, mean over L's images
 GAP_MAX = 0.15  # L proxy's val Dice minus the L2U proxy's, mean over folds
 ADVICE = (
-    "train the translator again with the structure term (model.lambda_struct=1), or with "
-    "another seed (seed=N), and keep a run whose check passes; until then use direct or "
+    "train the translator again with the structure term (translator.train.lambda_struct=1), or "
+    "with another seed (seed=N), and keep a run whose check passes; until then use direct or "
     "U's own labels"
 )
 

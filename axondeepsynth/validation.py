@@ -9,14 +9,21 @@ import importlib.util
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from axondeepsynth import postprocess, strategies
-from axondeepsynth.config import STAGES, Backend, Config
-from axondeepsynth.data.config import validate_augment, validate_data, validate_domain
+from axondeepsynth import config, postprocess, strategies
+from axondeepsynth.config import Backend, Config
+from axondeepsynth.data.config import (
+    validate_augment,
+    validate_data,
+    validate_domain,
+    validate_overlap,
+    validate_schedule,
+    validate_tiles,
+)
 from axondeepsynth.errors import ConfigError
 from axondeepsynth.schema import check
 from axondeepsynth.training.config import validate_nnunet, validate_translator
 
-TRANSLATE = "add translate to stages (a translator.dir of an earlier run is reused)"
+TRANSLATE = "add translate to stages (a translator.sample.dir of an earlier run is reused)"
 
 
 def _roots_from_sets(cfg: DictConfig) -> None:
@@ -44,14 +51,9 @@ def validate(cfg: DictConfig | Config) -> Config:
     d = obj.data
     validate_domain(d.labeled, "data.labeled", obj.paths.data_dir)
     needs_u = {"train_translator", "translate", "evaluate"} & set(obj.stages)
-    if needs_u or "oracle" in obj.seg.strategies:
+    if needs_u or "oracle" in obj.segmenter.strategies:
         validate_domain(d.unlabeled, "data.unlabeled", obj.paths.data_dir)
     validate_data(d)
-    for key, epochs in (
-        ("trainer.max_epochs", obj.trainer.max_epochs),
-        ("seg.max_epochs", obj.seg.max_epochs),
-    ):
-        check(epochs >= 1, key, f"must be >= 1, got {epochs}")
     _validate_translator(obj)
     _validate_segmentation(obj)
     return obj
@@ -61,27 +63,27 @@ def _validate_stages(obj: Config) -> None:
     """Known stages in pipeline order, each with what it needs made by an earlier one."""
     for i, stage in enumerate(obj.stages):
         check(
-            stage in STAGES,
+            stage in config.STAGES,
             f"stages[{i}]",
             f"unknown stage '{stage}'",
-            f"use stages from {', '.join(STAGES)}",
+            f"use stages from {', '.join(config.STAGES)}",
         )
-    order = [STAGES.index(stage) for stage in obj.stages]
+    order = [config.STAGES.index(stage) for stage in obj.stages]
     check(
         order == sorted(set(order)),
         "stages",
         f"{obj.stages} is not in pipeline order (or repeats a stage)",
-        f"list them in the order {', '.join(STAGES)}",
+        f"list them in the order {', '.join(config.STAGES)}",
     )
-    for i, name in enumerate(obj.seg.strategies):
+    for i, name in enumerate(obj.segmenter.strategies):
         check(
             name in strategies.STRATEGIES,
-            f"seg.strategies[{i}]",
+            f"segmenter.strategies[{i}]",
             f"unknown strategy '{name}'",
             f"use {', '.join(strategies.STRATEGIES)}",
         )
-    chosen = [strategies.STRATEGIES[name] for name in obj.seg.strategies]
-    stages, t = set(obj.stages), obj.translator
+    chosen = [strategies.STRATEGIES[name] for name in obj.segmenter.strategies]
+    stages, t = set(obj.stages), obj.translator.sample
     made = set(t.directions) or {d for s in chosen for d in s.translations}
 
     def need(stage: str, before: str, why: str, fix: str) -> None:
@@ -92,7 +94,7 @@ def _validate_stages(obj: Config) -> None:
             "train_translator",
             "translate",
             "needs a translator",
-            "add train_translator to stages, or pass translator.ckpt_path=...",
+            "add train_translator to stages, or pass translator.sample.ckpt_path=...",
         )
     for s in chosen:  # the translations its training sets and its inputs come from
         trained_on = {strategies.TRAINING_SETS[t].translation for t in s.train_sets}
@@ -103,9 +105,9 @@ def _validate_stages(obj: Config) -> None:
                 need("translate", stage, f"for {s.name} needs the {what} translation", TRANSLATE)
                 check(
                     direction in made,
-                    "translator.directions",
+                    "translator.sample.directions",
                     f"leaves out {direction}, which {s.name} needs",
-                    f"add {direction} or leave translator.directions empty",
+                    f"add {direction} or leave translator.sample.directions empty",
                 )
     if "evaluate" in stages:
         need(
@@ -130,97 +132,104 @@ def _validate_stages(obj: Config) -> None:
 
 
 def _validate_segmentation(obj: Config) -> None:
-    s = obj.seg
-    check(s.k >= 1, "seg.k", f"must be >= 1, got {s.k}")
-    postprocess.validate_config(s.postprocess, "seg.postprocess")
+    s, p = obj.segmenter, obj.segmenter.predict
+    check(s.k >= 1, "segmenter.k", f"must be >= 1, got {s.k}")
+    check(
+        s.fold == "all" or (isinstance(s.fold, int) and 0 <= s.fold < s.k),
+        "segmenter.fold",
+        f"must be 'all' or a fold in 0..{s.k - 1}, got {s.fold!r}",
+    )
+    t = s.train
+    validate_schedule(t.batch_size, t.tiles_per_epoch, t.max_epochs, "segmenter.train")
+    validate_tiles(s.data, "segmenter.data")
+    validate_augment(s.data.augment, "segmenter.data.augment")
+    validate_overlap(p.tile_overlap, s.data.tile_size, "segmenter.predict.tile_overlap")
+    down = 2 ** (s.net.unet.depth - 1)
+    check(
+        s.data.tile_size % down == 0,
+        "segmenter.data.tile_size",
+        f"{s.data.tile_size} is not divisible by {down} (U-Net depth {s.net.unet.depth})",
+        "pick a multiple of it or lower segmenter.net.unet.depth",
+    )
+    postprocess.validate_config(p.postprocess, "segmenter.predict.postprocess")
+    validate_nnunet(s.nnunet, "segmenter.nnunet")
     check(
         s.backend != "nnunet" or importlib.util.find_spec("nnunetv2") is not None,
-        "seg.backend",
+        "segmenter.backend",
         "nnunet needs nnU-Net v2, which is not installed",
-        "pip install -e '.[nnunet]' (or keep seg.backend=lightning)",
+        "pip install -e '.[nnunet]' (or keep segmenter.backend=lightning)",
     )
+    for name in s.strategies:
+        check(
+            not strategies.STRATEGIES[name].held_out or s.k >= 2,
+            "segmenter.k",
+            f"{name} is scored on held-out U images and needs k >= 2 folds",
+            "set segmenter.k=2 or more",
+        )
+    e = obj.export
     check(
-        s.export in (None, "recommended", *s.strategies),
-        "seg.export",
-        f"'{s.export}' is not one of this run's strategies",
+        e.model in (None, "recommended", *s.strategies),
+        "export.model",
+        f"'{e.model}' is not one of this run's strategies",
         f"use recommended, null, or one of {', '.join(s.strategies)}",
     )
     runs = range(s.k) if s.fold == "all" else [s.fold]
     check(
-        s.export_fold is None or s.export_fold in runs,
-        "seg.export_fold",
-        f"fold {s.export_fold} is not scored by this run (folds {list(runs)})",
+        e.fold is None or e.fold in runs,
+        "export.fold",
+        f"fold {e.fold} is not scored by this run (folds {list(runs)})",
         "pick one of them, or null for the first",
     )
-    validate_nnunet(s.nnunet, "seg.nnunet")
-    for name in s.strategies:
-        check(
-            not strategies.STRATEGIES[name].held_out or s.k >= 2,
-            "seg.k",
-            f"{name} is scored on held-out U images and needs k >= 2 folds",
-            "set seg.k=2 or more",
-        )
+    _validate_self_training(obj)
+
+
+def _validate_self_training(obj: Config) -> None:
+    s, st = obj.segmenter, obj.self_train
     teachers = [n for n in s.strategies if not strategies.STRATEGIES[n].held_out]
     check(
         "self_training" not in s.strategies
-        or (s.self_train_from == "recommended" and teachers)
-        or s.self_train_from in teachers,
-        "seg.self_train_from",
-        f"'{s.self_train_from}' cannot teach self_training in this run",
+        or (st.teacher == "recommended" and teachers)
+        or st.teacher in teachers,
+        "self_train.teacher",
+        f"'{st.teacher}' cannot teach self_training in this run",
         f"use recommended or one of {', '.join(teachers) or 'direct, tutorship, ...'}, "
-        "listed in seg.strategies",
+        "listed in segmenter.strategies",
     )
     check(
-        0 <= s.self_train_min_confidence < 1,
-        "seg.self_train_min_confidence",
-        f"must be in [0, 1), got {s.self_train_min_confidence}",
+        0 <= st.min_confidence < 1,
+        "self_train.min_confidence",
+        f"must be in [0, 1), got {st.min_confidence}",
         "softmax confidence of 3 classes lies in [1/3, 1]: try 0.6-0.9, or 0 to keep all",
     )
     check(
-        s.self_train_min_confidence == 0 or s.backend == Backend.lightning,
-        "seg.self_train_min_confidence",
+        st.min_confidence == 0 or s.backend == Backend.lightning,
+        "self_train.min_confidence",
         "only the Lightning proxy leaves unsure pixels out of its loss",
-        "set seg.backend=lightning, or seg.self_train_min_confidence=0",
-    )
-    validate_augment(s.augment, "seg.augment")
-    check(
-        s.fold == "all" or (isinstance(s.fold, int) and 0 <= s.fold < s.k),
-        "seg.fold",
-        f"must be 'all' or a fold in 0..{s.k - 1}, got {s.fold!r}",
-    )
-    down = 2 ** (s.net.unet.depth - 1)
-    tile, overlap = obj.seg_tiling()
-    key = "seg.tile_size" if s.tile_size else "data.tile_size"
-    check(
-        0 <= 2 * overlap < tile,
-        "seg.tile_overlap",
-        f"must be in [0, tile/2), got {overlap} for tile {tile}",
-    )
-    check(
-        tile % down == 0 and tile >= down,
-        key,
-        f"{tile} is not divisible by {down} (U-Net depth {s.net.unet.depth})",
-        "pick a multiple of it or lower seg.net.unet.depth",
+        "set segmenter.backend=lightning, or self_train.min_confidence=0",
     )
 
 
 def _validate_translator(obj: Config) -> None:
     """The translation stage's own checks, then those of the translator to train (imported
-    here: the schema itself imports no torch). A given translator.ckpt_path is checked when
-    it is loaded, before the first stage."""
-    m, t = obj.model, obj.translator
+    here: the schema itself imports no torch). A given translator.sample.ckpt_path is checked
+    when it is loaded, before the first stage."""
+    tr, t = obj.translator, obj.translator.sample
+    validate_translator(tr.module(), "translator")
+    train = tr.train
+    validate_schedule(train.batch_size, train.tiles_per_epoch, train.max_epochs, "translator.train")
+    validate_tiles(tr.data, "translator.data")
+    validate_overlap(t.tile_overlap, tr.data.tile_size, "translator.sample.tile_overlap")
     check(
         t.batch_size is None or t.batch_size >= 1,
-        "translator.batch_size",
+        "translator.sample.batch_size",
         f"{t.batch_size} tiles per batch",
         "use a positive number, or null for the device's default",
     )
-    check(t.samples >= 1, "translator.samples", f"must be >= 1, got {t.samples}")
-    check(t.restarts >= 0, "translator.restarts", f"must be >= 0, got {t.restarts}")
-    validate_translator(m, "model")
+    check(t.samples >= 1, "translator.sample.samples", f"must be >= 1, got {t.samples}")
+    check(tr.restarts >= 0, "translator.restarts", f"must be >= 0, got {tr.restarts}")
     check(
         t.precision in ("32", "bf16"),
-        "translator.precision",
+        "translator.sample.precision",
         f"unknown precision '{t.precision}'",
         "use 32 or bf16",
     )

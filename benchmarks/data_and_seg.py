@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from axondeepsynth.data import images
-from axondeepsynth.data.config import DataConfig, DomainConfig, PhantomConfig
+from axondeepsynth.data.config import DomainConfig, PhantomConfig, TranslatorTilesConfig
 from axondeepsynth.data.datamodules import TranslationDataModule
 from axondeepsynth.data.domain import load_domain
 from axondeepsynth.training.config import SegmenterConfig
@@ -35,16 +35,9 @@ def data(a: argparse.Namespace) -> dict:
             )
             for look, seed in (("TEM", 0), ("SEM", 9))
         ]
-        cfg = DataConfig(
-            labeled=domains[0],
-            unlabeled=domains[1],
-            tile_size=256,
-            batch_size=a.batch,
-            tiles_per_epoch=a.tiles,
-            num_workers=a.workers,
-        )
+        tiles = TranslatorTilesConfig(tile_size=256, num_workers=a.workers)
         l_s, u_s = (load_domain(d, None, n) for d, n in zip(domains, "LU", strict=True))
-        dm = TranslationDataModule(cfg, 0, l_s, u_s)
+        dm = TranslationDataModule(tiles, a.batch, a.tiles, 0, l_s, u_s)
         dm.setup("fit")
         n, start = 0, time.perf_counter()
         for epoch in range(2):

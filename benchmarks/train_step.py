@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
-from axondeepsynth.training.config import TranslatorConfig
+from axondeepsynth.training.config import TranslatorConfig, TranslatorTrainConfig
 from axondeepsynth.training.translators import SynDiff
 from tests.reference_loop import reference_iteration
 
@@ -67,8 +67,9 @@ class Timer(pl.Callback):
 
 
 def model(size: int, recompute: bool, reuse: bool = False, **options: bool) -> SynDiff:
-    cfg = TranslatorConfig(recompute=recompute, reuse_generator_pass=reuse, **options)
-    cfg.diffusive.image_size = size
+    train = TranslatorTrainConfig(recompute=recompute, reuse_generator_pass=reuse, **options)
+    cfg = TranslatorConfig(train=train)
+    cfg.net.diffusive.image_size = size
     return SynDiff(cfg)
 
 
@@ -116,8 +117,8 @@ def time_ours(
 def time_reference(meter: Meter, size: int, batch: int, iters: int) -> None:
     m = model(size, recompute=False).to(DEVICE)  # the published networks store activations
     c = m.cfg
-    opt_g = torch.optim.Adam(m.G.parameters(), lr=c.lr_g, betas=tuple(c.betas))
-    opt_d = torch.optim.Adam(m.D.parameters(), lr=c.lr_d, betas=tuple(c.betas))
+    opt_g = torch.optim.Adam(m.G.parameters(), lr=c.train.lr_g, betas=tuple(c.train.betas))
+    opt_d = torch.optim.Adam(m.D.parameters(), lr=c.train.lr_d, betas=tuple(c.train.betas))
     gen = torch.Generator(DEVICE).manual_seed(0)
     for b in batches(size, batch, iters):
         x_l, x_u = (b[k].to(DEVICE) * 2 - 1 for k in ("x_l", "x_u"))
@@ -136,10 +137,14 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--precision", default="32-true")
     parser.add_argument("--no-recompute", dest="recompute", action="store_false")
-    parser.add_argument("--reuse", action="store_true", help="model.reuse_generator_pass")
+    parser.add_argument(
+        "--reuse", action="store_true", help="translator.train.reuse_generator_pass"
+    )
     parser.add_argument("--flops", action="store_true", help="count iteration 1's FLOPs")
-    parser.add_argument("--channels-last", action="store_true", help="model.channels_last")
-    parser.add_argument("--compile", action="store_true", help="model.compile")
+    parser.add_argument(
+        "--channels-last", action="store_true", help="translator.train.channels_last"
+    )
+    parser.add_argument("--compile", action="store_true", help="translator.train.compile")
     a = parser.parse_args()
     meter = Meter(a.flops)
     if a.impl == "ours":

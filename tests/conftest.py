@@ -22,6 +22,7 @@ torch.set_num_threads(int(THREADS))
 
 from axondeepsynth import pipeline  # noqa: E402
 from axondeepsynth.config import Config, register  # noqa: E402
+from axondeepsynth.moved import refuse_overrides  # noqa: E402
 from axondeepsynth.validation import validate  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,19 +39,22 @@ TINY_RUN = (
     "data.unlabeled.phantom.n_images=4",
     "data.unlabeled.phantom.size=64",
     "data.target_pixel_size=null",
-    "data.tile_size=32",
-    "data.tile_overlap=8",
-    "data.tiles_per_epoch=4",
-    "data.batch_size=2",
-    "data.val_tiles_per_image=1",
-    "trainer.max_epochs=1",
+    "translator.data.tile_size=32",
+    "translator.sample.tile_overlap=8",
+    "segmenter.data.tile_size=32",
+    "segmenter.predict.tile_overlap=8",
+    "translator.train.tiles_per_epoch=4",
+    "translator.train.batch_size=2",
+    "translator.data.val_tiles_per_image=1",
+    "segmenter.data.val_tiles_per_image=1",
+    "translator.train.max_epochs=1",
     "trainer.enable_progress_bar=false",
-    "seg.k=2",
-    "seg.fold=0",
-    "seg.max_epochs=1",
-    "seg.tiles_per_epoch=4",
-    "seg.batch_size=2",
-    "seg.net.unet={base_channels: 4, depth: 3}",
+    "segmenter.k=2",
+    "segmenter.fold=0",
+    "segmenter.train.max_epochs=1",
+    "segmenter.train.tiles_per_epoch=4",
+    "segmenter.train.batch_size=2",
+    "segmenter.net.unet={base_channels: 4, depth: 3}",
 )
 
 
@@ -63,6 +67,7 @@ def overridden(base: tuple[str, ...], *changes: str) -> tuple[str, ...]:
 
 def compose_cfg(*overrides: str, tmp: Path = Path("/tmp/ads")) -> Config:
     """The validated config a user would get from `python -m axondeepsynth.run OVERRIDES`."""
+    refuse_overrides(list(overrides))
     with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
         cfg = compose(
             "config", [f"paths.root_dir={tmp}", f"paths.output_dir={tmp}/out", *overrides]

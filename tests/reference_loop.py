@@ -33,7 +33,7 @@ def reference_iteration(
 
     Without optimisers nothing is updated, so both gradient sets are taken at the same point.
     """
-    G, D, diff, nz = m.G, m.D, m.diffusion, m.cfg.diffusive.nz
+    G, D, diff, nz = m.G, m.D, m.diffusion, m.cfg.net.diffusive.nz
     randint = lambda x: torch.randint(  # noqa: E731
         0, diff.num_timesteps, (x.shape[0],), generator=gen, device=x.device
     )
@@ -52,12 +52,14 @@ def reference_iteration(
     d2_real = D["disc_u"](x2_t, t2, x2_tp1.detach()).view(-1)
     err_real = F.softplus(-d1_real).mean() + F.softplus(-d2_real).mean()
     err_real.backward(retain_graph=True)
-    if m.batches_seen % m.cfg.lazy_reg == 0:
+    if m.batches_seen % m.cfg.train.lazy_reg == 0:
         (g1,) = torch.autograd.grad(d1_real.sum(), x1_t, create_graph=True)
         (g2,) = torch.autograd.grad(d2_real.sum(), x2_t, create_graph=True)
-        penalty = (g1.view(g1.size(0), -1).norm(2, dim=1) ** 2).mean() * m.cfg.r1_gamma / 2 + (
+        penalty = (
+            g1.view(g1.size(0), -1).norm(2, dim=1) ** 2
+        ).mean() * m.cfg.train.r1_gamma / 2 + (
             g2.view(g2.size(0), -1).norm(2, dim=1) ** 2
-        ).mean() * m.cfg.r1_gamma / 2
+        ).mean() * m.cfg.train.r1_gamma / 2
         penalty.backward()
     z1, z2 = z(x_l), z(x_u)
     x1_pred, x2_pred = G["res_u2l"](x_u), G["res_l2u"](x_l)
@@ -114,7 +116,7 @@ def reference_iteration(
     err_l1 = F.l1_loss(x1_diff[:, [0]], x_l) + F.l1_loss(x2_diff[:, [0]], x_u)
     err_cycle = F.l1_loss(x1_cycle, x_l) + F.l1_loss(x2_cycle, x_u)
     torch.autograd.set_detect_anomaly(anomaly)
-    err_g = m.cfg.lambda_l1 * err_cycle + err_adv + err_c_adv + m.cfg.lambda_l1 * err_l1
+    err_g = m.cfg.train.lambda_l1 * err_cycle + err_adv + err_c_adv + m.cfg.train.lambda_l1 * err_l1
     err_g.backward()
     grads["G"] = _grads(G.parameters())
     if opt_g is not None:

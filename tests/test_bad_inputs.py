@@ -419,7 +419,7 @@ def test_stacks_and_nan_tiffs_are_refused_by_inspect_and_reader(
         images.read_image(folder / "image.tif")
 
 
-@pytest.mark.parametrize("key", ["trainer.max_epochs", "seg.max_epochs"])
+@pytest.mark.parametrize("key", ["translator.train.max_epochs", "segmenter.train.max_epochs"])
 @pytest.mark.parametrize("value", ["-5", "0"])
 def test_non_positive_epochs_are_config_errors(key: str, value: str) -> None:
     with pytest.raises(ConfigError, match=key):
@@ -443,8 +443,8 @@ def test_missing_labels_stop_the_run_at_prepare(
         "+experiment=demo",
         f"data.{domain}.root={tmp_path / 'plain'}",
         f"data.{domain}.phantom=null",
-        f"seg.strategies={strategies}",
-        "seg.k=2",
+        f"segmenter.strategies={strategies}",
+        "segmenter.k=2",
         tmp=tmp_path,
     )
     with pytest.raises(DataError, match=expected) as err:
@@ -479,7 +479,8 @@ class Payload:
 
 
 def bad_checkpoints(folder: Path) -> dict[str, Path]:
-    """Files a user might pass as translator.ckpt_path by mistake, or an attacker on purpose."""
+    """Files a user might pass as translator.sample.ckpt_path by mistake, or an attacker on
+    purpose."""
     import pickle
 
     import torch
@@ -510,7 +511,7 @@ def test_bad_translator_checkpoints_are_named_before_any_stage(tmp_path: Path) -
     from axondeepsynth.inference import load_translator
 
     for name, path in bad_checkpoints(tmp_path / "ckpts").items():
-        with pytest.raises(ConfigError, match="translator.ckpt_path") as err:
+        with pytest.raises(ConfigError, match="translator.sample.ckpt_path") as err:
             load_translator(path)
         assert str(path) in str(err.value), name
     assert not (Path.cwd() / "pwned").exists() and not (tmp_path / "pwned").exists()
@@ -520,14 +521,14 @@ def test_bad_translator_checkpoints_are_named_before_any_stage(tmp_path: Path) -
         [
             sys.executable, "-m", "axondeepsynth.run", "+experiment=demo", "logger=none",
             "stages=[prepare,translate,train_segmenter]", f"paths.root_dir={tmp_path}",
-            f"translator.ckpt_path={tmp_path / 'ckpts' / 'truncated.ckpt'}",
+            f"translator.sample.ckpt_path={tmp_path / 'ckpts' / 'truncated.ckpt'}",
             f"hydra.run.dir={run_dir}",
         ],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     out = ran.stdout + ran.stderr
     assert ran.returncode == 2 and "Traceback" not in out, out[-3000:]
-    assert "config 'translator.ckpt_path'" in out and "truncated.ckpt" in out
+    assert "config 'translator.sample.ckpt_path'" in out and "truncated.ckpt" in out
     assert not (run_dir / "translator").exists()  # nothing claimed: a good checkpoint is welcome
     assert not (run_dir / "data_summary.json").exists()  # checked before the first stage
 

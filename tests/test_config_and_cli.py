@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from conftest import REPO, compose_cfg
+from omegaconf import OmegaConf
 
+from axondeepsynth import moved
+from axondeepsynth.config import Config
 from axondeepsynth.errors import ConfigError
 from axondeepsynth.inspect import main as inspect_main
 
@@ -18,6 +22,41 @@ def run_module(*args: str, cwd: Path = REPO, timeout: int = 300) -> subprocess.C
     return subprocess.run(
         [sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
     )
+
+
+@pytest.mark.parametrize(
+    ("override", "new"),
+    [
+        ("model.lr_g=1e-4", "model.lr_g is now translator.train.lr_g"),
+        ("model=cyclegan", "pass translator=cyclegan"),
+        ("+seg.k=3", "seg.k is now segmenter.k"),
+        ("seg.net.tta_flips=false", "is now segmenter.predict.tta_flips"),
+        ("seg.net.unet.depth=4", "is now segmenter.net.unet.depth"),
+        ("data.tile_size=64", "is now translator.data.tile_size"),
+        ("trainer.max_epochs=3", "is now translator.train.max_epochs"),
+        ("translator.checkpoint=best", "is now translator.sample.which"),
+        ("seg.self_train_from=direct", "is now self_train.teacher"),
+        ("ckpt_path=last", "ckpt_path is now resume"),
+    ],
+)
+def test_a_key_of_the_old_layout_is_refused_with_its_new_place(override: str, new: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(new)):
+        compose_cfg(override)
+
+
+def test_every_new_place_of_an_old_key_is_in_the_schema() -> None:
+    schema = OmegaConf.structured(Config)
+    for old, new in moved.KEYS.items():
+        for place in re.findall(r"[a-z_0-9]+(?:\.[a-z_0-9]+)+", new):
+            assert OmegaConf.select(schema, place, default="absent") != "absent", (old, place)
+    for old, new in moved.GROUPS.items():
+        assert (REPO / "conf" / new).is_dir() and not (REPO / "conf" / old).exists()
+
+
+def test_the_entry_point_refuses_an_old_key_in_one_line() -> None:
+    result = run_module("axondeepsynth.run", "+experiment=demo", "seg.fold=all")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "seg.fold is now segmenter.fold" in result.stderr
 
 
 def test_experiments_compose_and_validate() -> None:
@@ -29,7 +68,9 @@ def test_experiments_compose_and_validate() -> None:
             cfg = compose_cfg(
                 f"+experiment={target}_{strategy}", "data.labeled.root=/l", "data.unlabeled.root=/u"
             )
-            assert cfg.seg.strategies == [strategy] and cfg.task_name == f"{target}_{strategy}"
+            assert (
+                cfg.segmenter.strategies == [strategy] and cfg.task_name == f"{target}_{strategy}"
+            )
             assert ("translate" in cfg.stages) == (strategy != "direct")
 
 
@@ -38,15 +79,15 @@ TRAIN = "stages=[prepare,train_translator]"  # the translator's config is checke
 
 def test_batch_size_must_split_into_stddev_groups() -> None:
     with pytest.raises(ConfigError) as err:
-        compose_cfg("data.batch_size=6", "data.tiles_per_epoch=12", TRAIN)
-    assert err.value.key == "data.batch_size"
-    compose_cfg("data.batch_size=8", "data.tiles_per_epoch=16", TRAIN)
+        compose_cfg("translator.train.batch_size=6", "translator.train.tiles_per_epoch=12", TRAIN)
+    assert err.value.key == "translator.train.batch_size"
+    compose_cfg("translator.train.batch_size=8", "translator.train.tiles_per_epoch=16", TRAIN)
 
 
 @pytest.mark.parametrize(
     ("override", "key"),
     [
-        ("data.tile_overlap=40", "data.tile_overlap"),
+        ("translator.sample.tile_overlap=200", "translator.sample.tile_overlap"),
         ("data.labeled.pixel_size=-1", "data.labeled.pixel_size"),
         ("stages=[prepare,fly]", "stages[1]"),
     ],
@@ -60,8 +101,8 @@ def test_validation_names_the_key(override: str, key: str) -> None:
 def test_unknown_key_and_wrong_type_fail_at_compose() -> None:
     with pytest.raises(Exception, match="tile_sise"):
         compose_cfg("data.tile_sise=3")
-    with pytest.raises(Exception, match="data.tile_size"):
-        compose_cfg("data.tile_size=abc")
+    with pytest.raises(Exception, match="translator.data.tile_size"):
+        compose_cfg("translator.data.tile_size=abc")
 
 
 def test_help_lists_the_experiments() -> None:
@@ -189,7 +230,7 @@ def test_a_rerun_into_a_run_directory_keeps_the_first_record(tmp_path: Path) -> 
             [
                 sys.executable, "-m", "axondeepsynth.run", "+experiment=demo", "logger=none",
                 "stages=[prepare]", f"paths.root_dir={tmp_path}", f"hydra.run.dir={run_dir}",
-                f"data.val_images={val_images}",
+                f"translator.data.val_images={val_images}",
             ],
             cwd=REPO, capture_output=True, text=True, timeout=120,
         )  # fmt: skip

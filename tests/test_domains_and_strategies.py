@@ -63,7 +63,7 @@ def test_domain_of_two_datasets_keeps_them_apart(tmp_path: Path) -> None:
     }
     assert len({s.group for s in samples}) == 4
     for fold in range(2):
-        dm = SegmentationDataModule(compose_cfg().data, 0, samples, fold, k=2)
+        dm = SegmentationDataModule(compose_cfg().segmenter.data, 8, 256, 0, samples, fold, k=2)
         dm.setup()
         train = {s.group for s in dm.train_samples}
         val = {s.group for s in dm.val_samples}
@@ -97,14 +97,14 @@ def test_sets_are_composed_checked_and_need_no_root() -> None:
         compose_cfg("data=sem", "data.labeled.sets=[{root: /x}, {root: /y, scale: inf}]")
     with pytest.raises(ConfigError, match="data.labeled.root"):
         compose_cfg("data=sem")
-    with pytest.raises(ConfigError, match="seg.k"):
-        compose_cfg("+experiment=demo", "seg.strategies=[oracle]", "seg.k=1")
+    with pytest.raises(ConfigError, match="segmenter.k"):
+        compose_cfg("+experiment=demo", "segmenter.strategies=[oracle]", "segmenter.k=1")
 
 
 def test_every_real_recipe_composes() -> None:
     for name in ("sem_real_cpu", "tem_real_cpu"):
         cfg = compose_cfg(f"+experiment={name}")
-        assert "oracle" in cfg.seg.strategies and cfg.seg.k >= 2
+        assert "oracle" in cfg.segmenter.strategies and cfg.segmenter.k >= 2
 
 
 # ----------------------------------------------------------------------------------------------
@@ -131,21 +131,23 @@ def test_two_dataset_pipeline_and_the_oracle_scored_only_on_held_out_images(
         "data.unlabeled.phantom.n_images=6",
         "data.unlabeled.phantom.size=64",
         "data.unlabeled.phantom.n_subjects=3",
-        "data.tile_size=32",
-        "data.tile_overlap=8",
-        "data.tiles_per_epoch=4",
-        "data.batch_size=2",
-        "trainer.max_epochs=1",
+        "translator.data.tile_size=32",
+        "translator.sample.tile_overlap=8",
+        "segmenter.data.tile_size=32",
+        "segmenter.predict.tile_overlap=8",
+        "translator.train.tiles_per_epoch=4",
+        "translator.train.batch_size=2",
+        "translator.train.max_epochs=1",
         "trainer.enable_progress_bar=false",
-        "translator.sampler=resnet",
-        "seg.strategies=[tutorship,oracle]",
-        "seg.checkpoint=best",
-        "seg.k=3",
-        "seg.fold=all",
-        "seg.max_epochs=1",
-        "seg.tiles_per_epoch=4",
-        "seg.batch_size=2",
-        "seg.net.unet={base_channels: 4, depth: 3}",
+        "translator.sample.sampler=resnet",
+        "segmenter.strategies=[tutorship,oracle]",
+        "segmenter.predict.which=best",
+        "segmenter.k=3",
+        "segmenter.fold=all",
+        "segmenter.train.max_epochs=1",
+        "segmenter.train.tiles_per_epoch=4",
+        "segmenter.train.batch_size=2",
+        "segmenter.net.unet={base_channels: 4, depth: 3}",
         tmp=tmp_path,
     )
     run_stages(cfg)
@@ -217,7 +219,7 @@ def test_last_checkpoint_is_the_newest_state_when_the_best_epoch_is_early(tmp_pa
 
 @pytest.mark.parametrize("choice", ["last", "best"])
 def test_translation_uses_the_chosen_checkpoint(tmp_path: Path, monkeypatch, choice: str) -> None:
-    cfg = compose_cfg("+experiment=demo", f"translator.checkpoint={choice}", tmp=tmp_path)
+    cfg = compose_cfg("+experiment=demo", f"translator.sample.which={choice}", tmp=tmp_path)
     used = []
     made = Translation(root="r", roots=["r"], checkpoint="c", sampler="resnet", files={})
     monkeypatch.setattr(translate, "_translate", lambda run, ckpt, *a: used.append(ckpt) or made)

@@ -21,10 +21,10 @@ from axondeepsynth.training.segmenter import dice_per_class
 RUN = overridden(
     TINY_RUN,
     "stages=[prepare,train_segmenter,evaluate,export]",
-    "seg.strategies=[direct,oracle]",
-    "seg.fold=all",
-    "seg.max_epochs=2",
-    "seg.export=direct",
+    "segmenter.strategies=[direct,oracle]",
+    "segmenter.fold=all",
+    "segmenter.train.max_epochs=2",
+    "export.model=direct",
 )
 
 
@@ -46,7 +46,7 @@ def test_the_ensemble_averages_the_folds_proxies(finished_run) -> None:
     assert not (run.pseudo_label_root / "oracle" / "ensemble").exists()
     done = [json.loads((run.proxy_dir("L", f) / "done.json").read_text()) for f in (0, 1)]
     folds = [proxy.load(d["output"]["last"], "cpu") for d in done]
-    tile, overlap = run.cfg.seg_tiling()
+    tile, overlap = run.cfg.segmenter.data.tile_size, run.cfg.segmenter.predict.tile_overlap
     for i, sample in enumerate(run.domain("U", native=True)):
         image = run.domain("U")[i].image
         probs = np.mean([m.predict_proba(image, tile, overlap, 1) for m in folds], axis=0)

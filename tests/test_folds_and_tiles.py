@@ -112,9 +112,11 @@ def test_validation_tiles_spread_over_the_image() -> None:
 
 def test_a_proxy_scored_on_held_out_u_refuses_fewer_subjects_than_folds(tmp_path) -> None:
     """Two folds of one rat would score the oracle on the rat it trained on: refused, naming
-    seg.k; with a subject per fold, each fold records the subjects it was scored on."""
-    run = overridden(TINY_RUN, "seg.strategies=[oracle]", "data.unlabeled.phantom.n_subjects=1")
-    with pytest.raises(ConfigError, match=r"(?s)seg.k.*1 subjects.*seg.k=1"):
+    segmenter.k; with a subject per fold, each fold records the subjects it was scored on."""
+    run = overridden(
+        TINY_RUN, "segmenter.strategies=[oracle]", "data.unlabeled.phantom.n_subjects=1"
+    )
+    with pytest.raises(ConfigError, match=r"(?s)segmenter.k.*1 subjects.*segmenter.k=1"):
         run_stages(compose_cfg(*run, tmp=tmp_path / "one"))
     cfg = compose_cfg(*overridden(run, "data.unlabeled.phantom.n_subjects=2"), tmp=tmp_path / "two")
     run_stages(cfg)

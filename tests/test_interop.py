@@ -157,7 +157,7 @@ def test_axondeepseg_measures_what_segment_writes(tmp_path: Path) -> None:
 
 
 def test_axondeepseg_loads_a_kept_nnunet_model(tmp_path: Path) -> None:
-    """The kept model of a `seg.backend=nnunet` run, placed where AxonDeepSeg looks for models
+    """The kept model of a `segmenter.backend=nnunet` run, placed where AxonDeepSeg looks for models
     (`AxonDeepSeg/models/<name>/`: given elsewhere by path it tries to download one), segments
     an image with AxonDeepSeg's own command and its nnU-Net 2.2.1."""
     pytest.importorskip("nnunetv2", reason="the nnU-Net backend: pip install -e '.[nnunet]'")

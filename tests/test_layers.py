@@ -13,7 +13,7 @@ LAYERS = [  # lowest first: each top-level part of the package, by what it may b
     {"errors", "io", "strategies", "nets", "lightning_internals", "run_dir", "schema"},
     {"data", "detection", "translator_check", "findings"},  # files -> samples; scores of results
     {"morphometrics", "postprocess", "training"},  # measuring labels; the networks' training
-    {"config", "validation"},  # the run's schema, composed of its parts', and its checks
+    {"config", "validation", "moved"},  # the run's schema, its checks, the old layout's keys
     {"inference"},  # trained models applied to whole images
     {"pipeline"},  # the stages of a run
     {"run", "segment", "inspect", "report"},  # entry points

@@ -21,14 +21,14 @@ from axondeepsynth.training.segmenter import dice_per_class
 SHORT = [
     "+experiment=demo",
     "stages=[prepare,train_segmenter,evaluate,export]",
-    "seg.strategies=[direct,oracle]",
-    "seg.k=2",
-    "seg.fold=0",
-    "seg.backend=nnunet",
-    "seg.nnunet.epochs=2",
-    "seg.nnunet.iterations_per_epoch=4",
-    "seg.nnunet.val_iterations_per_epoch=1",
-    "seg.nnunet.processes=1",
+    "segmenter.strategies=[direct,oracle]",
+    "segmenter.k=2",
+    "segmenter.fold=0",
+    "segmenter.backend=nnunet",
+    "segmenter.nnunet.epochs=2",
+    "segmenter.nnunet.iterations_per_epoch=4",
+    "segmenter.nnunet.val_iterations_per_epoch=1",
+    "segmenter.nnunet.processes=1",
     "data.labeled.phantom.n_images=4",
     "data.labeled.phantom.size=128",
     "data.unlabeled.phantom.n_images=4",
@@ -43,8 +43,8 @@ def test_the_backend_without_nnunet_names_the_extra(monkeypatch) -> None:
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "nnunetv2" else real(name, *a)
     )
-    with pytest.raises(ConfigError, match=r"(?s)seg.backend.*pip install -e '\.\[nnunet\]'"):
-        compose_cfg("+experiment=demo", "seg.backend=nnunet")
+    with pytest.raises(ConfigError, match=r"(?s)segmenter.backend.*pip install -e '\.\[nnunet\]'"):
+        compose_cfg("+experiment=demo", "segmenter.backend=nnunet")
 
 
 @pytest.mark.e2e
@@ -100,14 +100,18 @@ def test_nnunet_trains_predicts_and_scores_a_tiny_phantom_run(tmp_path: Path) ->
 def test_a_killed_nnunet_fold_continues_from_its_own_checkpoint(
     tmp_path: Path, monkeypatch
 ) -> None:
-    """Stopped after epoch 2 of 3: `ckpt_path=last` trains epoch 3 only, from nnU-Net's
+    """Stopped after epoch 2 of 3: `resume=last` trains epoch 3 only, from nnU-Net's
     checkpoint_latest.pth in the fold's own directory."""
     pytest.importorskip("nnunetv2", reason="the nnU-Net backend: pip install -e '.[nnunet]'")
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
     from axondeepsynth.pipeline import run_stages
 
-    changes = ("seg.strategies=[direct]", "seg.nnunet.epochs=3", "seg.nnunet.save_every=1")
+    changes = (
+        "segmenter.strategies=[direct]",
+        "segmenter.nnunet.epochs=3",
+        "segmenter.nnunet.save_every=1",
+    )
     overrides = overridden(tuple(SHORT), *changes)
     real, started = nnUNetTrainer.on_epoch_end, []
 
@@ -131,7 +135,7 @@ def test_a_killed_nnunet_fold_continues_from_its_own_checkpoint(
     ).exists()
     monkeypatch.setattr(nnUNetTrainer, "on_epoch_end", real)
     monkeypatch.setattr(nnUNetTrainer, "on_train_start", record_start)
-    run_stages(compose_cfg(*overrides, "ckpt_path=last", tmp=tmp_path))
+    run_stages(compose_cfg(*overrides, "resume=last", tmp=tmp_path))
     assert (fold / "checkpoint_final.pth").is_file()
     assert started == [2]  # the third epoch, not a fresh start
 

@@ -17,17 +17,20 @@ from axondeepsynth import findings
 from axondeepsynth.training.proxy import resized
 
 TINY = [
-    "data.tile_size=32",
-    "data.tile_overlap=8",
-    "data.tiles_per_epoch=8",
-    "data.batch_size=4",
-    "data.val_tiles_per_image=1",
-    "trainer.max_epochs=1",
+    "translator.data.tile_size=32",
+    "translator.sample.tile_overlap=8",
+    "segmenter.data.tile_size=32",
+    "segmenter.predict.tile_overlap=8",
+    "translator.train.tiles_per_epoch=8",
+    "translator.train.batch_size=4",
+    "translator.data.val_tiles_per_image=1",
+    "segmenter.data.val_tiles_per_image=1",
+    "translator.train.max_epochs=1",
     "trainer.enable_progress_bar=false",
-    "seg.max_epochs=1",
-    "seg.tiles_per_epoch=8",
-    "seg.k=2",
-    "seg.net.unet.depth=3",
+    "segmenter.train.max_epochs=1",
+    "segmenter.train.tiles_per_epoch=8",
+    "segmenter.k=2",
+    "segmenter.net.unet.depth=3",
     "logger=csv",
 ]
 
@@ -42,8 +45,8 @@ def test_two_fold_sweep_end_to_end(tmp_path: Path) -> None:
             "axondeepsynth.run",
             "-m",
             "+experiment=demo",
-            "seg.fold=0,1",
-            f"translator.dir={shared}",
+            "segmenter.fold=0,1",
+            f"translator.sample.dir={shared}",
             f"paths.root_dir={tmp_path}",
             *TINY,
         ],
@@ -114,17 +117,19 @@ def test_translation_resumes_after_a_crash_without_redoing_images(
 
     cfg = compose_cfg(
         "+experiment=demo",
-        "model=syndiff_tiny",
-        "data.tile_size=32",
-        "data.tile_overlap=8",
-        "translator.directions=[l2u]",
-        "seg.strategies=[tutorship]",  # which needs l2u only
+        "translator=syndiff_tiny",
+        "translator.data.tile_size=32",
+        "translator.sample.tile_overlap=8",
+        "segmenter.data.tile_size=32",
+        "segmenter.predict.tile_overlap=8",
+        "translator.sample.directions=[l2u]",
+        "segmenter.strategies=[tutorship]",  # which needs l2u only
         "data.labeled.phantom.n_images=6",
-        "translator.sampler=resnet",
+        "translator.sample.sampler=resnet",
         tmp=tmp_path,
     )
-    ckpt = saved_translator(cfg.model, tmp_path / "t.ckpt", tile=32)
-    cfg.translator.ckpt_path = str(ckpt)
+    ckpt = saved_translator(cfg.translator.module(), tmp_path / "t.ckpt", tile=32)
+    cfg.translator.sample.ckpt_path = str(ckpt)
     calls, real = [], translate.translate_sample
 
     def crashing(*args, **kwargs):
@@ -150,8 +155,8 @@ def test_translation_resumes_after_a_crash_without_redoing_images(
 
 
 def test_draws_differ_repeat_per_seed_and_keep_the_first(tmp_path: Path, monkeypatch) -> None:
-    """translator.samples=3 with the diffusive sampler: three different translations of each U
-    image, the same ones on a re-run into a new directory, the first one as with one draw;
+    """translator.sample.samples=3 with the diffusive sampler: three different translations of
+    each U image, the same ones on a re-run into a new directory, the first one as with one draw;
     the L->U translation that is only trained on is drawn once. The sampler is replaced by
     noise from its seed (an untrained SynDiff's draws differ by less than 8 bits)."""
     from dataclasses import replace
@@ -171,19 +176,21 @@ def test_draws_differ_repeat_per_seed_and_keep_the_first(tmp_path: Path, monkeyp
     def translated(samples: int, name: str):
         cfg = compose_cfg(
             "+experiment=demo",
-            "model=syndiff_tiny",
+            "translator=syndiff_tiny",
             "data.unlabeled.phantom.n_images=3",
             "data.labeled.phantom.n_images=2",
-            "seg.strategies=[tutorship,adaptation]",
-            f"translator.samples={samples}",
+            "segmenter.strategies=[tutorship,adaptation]",
+            f"translator.sample.samples={samples}",
             tmp=tmp_path,
         )
-        cfg.translator.ckpt_path = str(ckpt)
+        cfg.translator.sample.ckpt_path = str(ckpt)
         run = Run(cfg, tmp_path / name)
         translate.run(run)
         return run.outputs.translations
 
-    model = compose_cfg("+experiment=demo", "model=syndiff_tiny", tmp=tmp_path).model
+    model = compose_cfg(
+        "+experiment=demo", "translator=syndiff_tiny", tmp=tmp_path
+    ).translator.module()
     ckpt = saved_translator(model, tmp_path / "t.ckpt", tile=32)
     first, again, single = translated(3, "a"), translated(3, "b"), translated(1, "c")
     assert len(first["u2l"].draws) == 2 and first["l2u"].draws == []
@@ -226,7 +233,7 @@ def test_inputs_untouched_and_nothing_written_outside_the_run_directory(tmp_path
         f"paths.root_dir={tmp_path}",
         f"hydra.run.dir={run_dir}",
         *[o for o in TINY if not o.startswith("logger=")],
-        "seg.fold=0",
+        "segmenter.fold=0",
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env |= {"HOME": str(home), "PYTHONPATH": str(REPO)}

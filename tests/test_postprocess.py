@@ -84,8 +84,8 @@ def test_a_negative_size_or_ring_is_refused_naming_the_key() -> None:
         "min_ring_myelin=1.5",
         "min_ring_myelin=-0.1",
     ):
-        with pytest.raises(ConfigError, match=f"seg.postprocess.{key.split('=')[0]}"):
-            compose_cfg("+experiment=demo", f"seg.postprocess.{key}")
+        with pytest.raises(ConfigError, match=f"segmenter.predict.postprocess.{key.split('=')[0]}"):
+            compose_cfg("+experiment=demo", f"segmenter.predict.postprocess.{key}")
 
 
 def test_myelin_grows_to_where_the_image_shows_it_and_no_further() -> None:

@@ -1,6 +1,6 @@
 """Stop a training stage in the middle of a batch, between its backward pass and its optimizer
 step (kill -9, SIGTERM as SLURM pre-emption sends, or Ctrl-C), re-run the same command with
-ckpt_path=last in the same run directory: training ends with exactly the weights of a run that
+resume=last in the same run directory: training ends with exactly the weights of a run that
 was never interrupted."""
 
 from __future__ import annotations
@@ -36,33 +36,36 @@ COMMON = [
     "-m",
     "axondeepsynth.run",
     "+experiment=demo",
-    "model=syndiff_tiny",  # the translator with the most state to resume exactly
+    "translator=syndiff_tiny",  # the translator with the most state to resume exactly
     "logger=none",
-    "data.tile_size=32",
-    "data.tile_overlap=8",
-    "data.val_tiles_per_image=1",
+    "translator.data.tile_size=32",
+    "translator.sample.tile_overlap=8",
+    "segmenter.data.tile_size=32",
+    "segmenter.predict.tile_overlap=8",
+    "translator.data.val_tiles_per_image=1",
+    "segmenter.data.val_tiles_per_image=1",
     "trainer.enable_progress_bar=false",
 ]
 STAGES = {  # 3 epochs of 4 batches each; where the stage keeps its checkpoints
     "translator": (
         [
             "stages=[train_translator]",
-            "trainer.max_epochs=3",
-            "data.tiles_per_epoch=16",
-            "data.batch_size=4",
+            "translator.train.max_epochs=3",
+            "translator.train.tiles_per_epoch=16",
+            "translator.train.batch_size=4",
         ],
         "translator",
     ),
     "segmenter": (
         [
             "stages=[train_segmenter]",
-            "seg.strategies=[direct]",
-            "seg.k=1",
-            "seg.max_epochs=3",
-            "seg.tiles_per_epoch=16",
-            "seg.batch_size=4",
-            "seg.net.unet.base_channels=4",
-            "seg.net.unet.depth=2",
+            "segmenter.strategies=[direct]",
+            "segmenter.k=1",
+            "segmenter.train.max_epochs=3",
+            "segmenter.train.tiles_per_epoch=16",
+            "segmenter.train.batch_size=4",
+            "segmenter.net.unet.base_channels=4",
+            "segmenter.net.unet.depth=2",
         ],
         "seg/L/fold0",
     ),
@@ -125,7 +128,7 @@ def test_stop_mid_step_then_resume_matches_uninterrupted(
     assert not (tmp_path / "stopped" / STAGES[stage][1] / "done.json").exists()
     if sig in MESSAGES:  # the batch finished, then saved: epoch 0 (4 batches) + batch + 1
         output = stopped.stderr + stopped.stdout
-        assert MESSAGES[sig] in output and "ckpt_path=last" in output
+        assert MESSAGES[sig] in output and "resume=last" in output
         mid = checkpoint(tmp_path / "stopped", stage, "interrupted")
         progress = mid["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]
         assert progress["completed"] == batch + 1
@@ -133,7 +136,7 @@ def test_stop_mid_step_then_resume_matches_uninterrupted(
         # under manual optimisation, does; the segmenter does not): either resumes exactly
         assert mid["epoch"] == 1 or (batch == 3 and mid["epoch"] == 2)
 
-    resumed = run(tmp_path, tmp_path / "stopped", stage, "ckpt_path=last")
+    resumed = run(tmp_path, tmp_path / "stopped", stage, "resume=last")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     a, b = straight[stage], checkpoint(tmp_path / "stopped", stage)
     assert a["global_step"] == b["global_step"] > 0
@@ -155,7 +158,7 @@ def test_a_full_disk_keeps_the_previous_checkpoint_whole(tmp_path: Path, monkeyp
     monkeypatch.setattr(os, "fsync", full)  # the new bytes are written, then the disk fills
     with pytest.raises(DataError, match="the disk is full") as err:
         AtomicCheckpointIO().save_checkpoint({"w": torch.ones(3)}, path)
-    assert err.value.path == path and "ckpt_path=last" in err.value.fix
+    assert err.value.path == path and "resume=last" in err.value.fix
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
     assert torch.load(path, weights_only=True)["w"].sum() == 0
 
@@ -176,13 +179,14 @@ def test_resume_skips_a_truncated_checkpoint_and_names_it(tmp_path: Path, caplog
 SIGTERM_AFTER_PREPARE = """
 import os, runpy, signal, sys, time
 import axondeepsynth.pipeline as pipeline
-real = pipeline.STAGE_FUNCTIONS["prepare"]
+import axondeepsynth.pipeline.prepare
+real = pipeline.prepare.run
 def prepare_then_sigterm(run):
     real(run)
     os.kill(os.getpid(), signal.SIGTERM)
     time.sleep(30)
     sys.exit("SIGTERM did not stop the run")
-pipeline.STAGE_FUNCTIONS["prepare"] = prepare_then_sigterm
+pipeline.prepare.run = prepare_then_sigterm
 runpy.run_module("axondeepsynth.run", run_name="__main__")
 """
 

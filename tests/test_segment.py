@@ -22,18 +22,18 @@ RUN = overridden(
     "data.labeled.phantom.size=128",
     "data.unlabeled.phantom.size=128",  # 64 px at the working 0.08 µm/px
     "data.target_pixel_size=0.08",
-    "seg.fold=1",
-    "seg.max_epochs=4",
-    "seg.tiles_per_epoch=32",
-    "seg.batch_size=4",
-    "seg.net.unet={base_channels: 8, depth: 3}",
-    "seg.net.optimizer=adamw",
-    "seg.net.lr=3e-3",
-    "seg.strategies=[direct,adaptation]",
-    "seg.export=adaptation",  # a translator travels with it
-    "seg.postprocess.fill_holes=true",  # and the cleaning of its pseudo labels
-    "seg.postprocess.drop_unmyelinated=true",
-    "seg.postprocess.myelin_from_image_um=0.16",  # 2 px of myelin grown from the image
+    "segmenter.fold=1",
+    "segmenter.train.max_epochs=4",
+    "segmenter.train.tiles_per_epoch=32",
+    "segmenter.train.batch_size=4",
+    "segmenter.net.unet={base_channels: 8, depth: 3}",
+    "segmenter.net.optimizer=adamw",
+    "segmenter.net.lr=3e-3",
+    "segmenter.strategies=[direct,adaptation]",
+    "export.model=adaptation",  # a translator travels with it
+    "segmenter.predict.postprocess.fill_holes=true",  # and the cleaning of its pseudo labels
+    "segmenter.predict.postprocess.drop_unmyelinated=true",
+    "segmenter.predict.postprocess.myelin_from_image_um=0.16",  # 2 px of myelin grown
 )
 
 

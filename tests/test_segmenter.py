@@ -156,9 +156,7 @@ def test_dice_leaves_ignored_pixels_out() -> None:
 
 def test_predict_image_matches_whole_image_forward() -> None:
     torch.manual_seed(0)
-    model = Segmenter(
-        SegmenterConfig(unet=UNetConfig(base_channels=4, depth=2), tta_flips=True)
-    ).train()
+    model = Segmenter(SegmenterConfig(unet=UNetConfig(base_channels=4, depth=2))).train()
     image = np.random.default_rng(0).random((37, 50), dtype=np.float32)
     labels = model.predict_image(image, tile=16, overlap=4, batch_size=3)
     assert labels.shape == (37, 50) and labels.dtype == np.uint8
@@ -179,7 +177,7 @@ def test_predict_image_matches_whole_image_forward() -> None:
     np.testing.assert_array_equal(model.predict_image(image, 16, 4, 4), whole)
     constant = model.predict_image(np.full((40, 40), 0.3, np.float32), 16, 4)
     assert len(np.unique(constant)) == 1
-    assert model.cfg.window == "gaussian" and model.cfg.tta_flips  # nnU-Net's inference
+    assert model.window == "gaussian" and model.tta_flips  # nnU-Net's inference
 
 
 # ----------------------------------------------------------------------------------------------

@@ -29,9 +29,11 @@ def test_self_training_learns_from_its_teacher_and_is_kept(tmp_path: Path, monke
         return samples, origin
 
     monkeypatch.setattr(train_segmenter, "pseudo_labelled", spy)
-    strategies = "seg.strategies=[direct,self_training]"
-    unsure = "seg.self_train_min_confidence=0.6"
-    cfg = compose_cfg(*overridden(RUN, strategies, unsure, "seg.export=recommended"), tmp=tmp_path)
+    strategies = "segmenter.strategies=[direct,self_training]"
+    unsure = "self_train.min_confidence=0.6"
+    cfg = compose_cfg(
+        *overridden(RUN, strategies, unsure, "export.model=recommended"), tmp=tmp_path
+    )
     run_stages(cfg)
     out = Path(cfg.paths.output_dir)
     results = json.loads((out / "results.json").read_text())
@@ -60,17 +62,19 @@ def test_self_training_learns_from_its_teacher_and_is_kept(tmp_path: Path, monke
 
 
 def test_self_training_needs_a_teacher_in_the_run() -> None:
-    with pytest.raises(ConfigError, match="seg.self_train_from"):
+    with pytest.raises(ConfigError, match="self_train.teacher"):
         compose_cfg(
             "+experiment=demo",
-            "seg.strategies=[tutorship,self_training]",
-            "seg.self_train_from=adaptation",
+            "segmenter.strategies=[tutorship,self_training]",
+            "self_train.teacher=adaptation",
         )
-    with pytest.raises(ConfigError, match="(?s)seg.k.*held-out"):
-        compose_cfg("+experiment=demo", "seg.strategies=[direct,self_training]", "seg.k=1")
+    with pytest.raises(ConfigError, match="(?s)segmenter.k.*held-out"):
+        compose_cfg(
+            "+experiment=demo", "segmenter.strategies=[direct,self_training]", "segmenter.k=1"
+        )
     for value in ("1.0", "-0.1"):
-        with pytest.raises(ConfigError, match="seg.self_train_min_confidence"):
-            compose_cfg("+experiment=demo", f"seg.self_train_min_confidence={value}")
+        with pytest.raises(ConfigError, match="self_train.min_confidence"):
+            compose_cfg("+experiment=demo", f"self_train.min_confidence={value}")
 
 
 def test_the_default_teacher_is_the_recommended_strategy(tmp_path: Path, monkeypatch) -> None:
@@ -82,8 +86,8 @@ def test_the_default_teacher_is_the_recommended_strategy(tmp_path: Path, monkeyp
     monkeypatch.setattr(translator_check, "SEPARATION_MIN", 0.0)
     monkeypatch.setattr(translator_check, "GAP_MAX", 1.0)
 
-    strategies = "seg.strategies=[direct,tutorship,adaptation,self_training]"
-    cfg = compose_cfg(*overridden(RUN, strategies, "seg.export=recommended"), tmp=tmp_path)
+    strategies = "segmenter.strategies=[direct,tutorship,adaptation,self_training]"
+    cfg = compose_cfg(*overridden(RUN, strategies, "export.model=recommended"), tmp=tmp_path)
     objective = run_stages(cfg)
     results = json.loads((Path(cfg.paths.output_dir) / "results.json").read_text())
     others = {k: v for k, v in results["strategies"].items() if k != "self_training"}

@@ -28,8 +28,11 @@ TILE = 32
 
 def tiny_cfg(*overrides: str):
     return compose_cfg(
-        "model=syndiff_tiny", f"data.tile_size={TILE}", "data.tile_overlap=8", *overrides
-    ).model
+        "translator=syndiff_tiny",
+        f"translator.data.tile_size={TILE}",
+        "translator.sample.tile_overlap=8",
+        *overrides,
+    ).translator.module()
 
 
 def phantom_samples(look: str, seed: int, n: int = 2, size: int = 96) -> list[Sample]:
@@ -109,7 +112,11 @@ def test_training_step_updates_every_network(tmp_path: Path) -> None:
 def test_generator_passes_per_batch(tmp_path: Path, reuse: bool) -> None:
     """Published draws: D step on one draw (no autograd), G step on a fresh one: 4 diffusive and
     6 ResNet passes a batch. reuse_generator_pass: one draw serves both steps: 2 and 4."""
-    module = SynDiff(tiny_cfg("model.recompute=false", f"model.reuse_generator_pass={reuse}"))
+    module = SynDiff(
+        tiny_cfg(
+            "translator.train.recompute=false", f"translator.train.reuse_generator_pass={reuse}"
+        )
+    )
     calls = {"diff": 0, "res": 0}
     for name, net in module.G.items():
         kind = name.split("_")[0]
@@ -187,7 +194,7 @@ def test_translation_larger_than_a_tile_has_no_seams() -> None:
 
 def test_cyclegan_trains_and_refuses_diffusive_sampling(tmp_path: Path) -> None:
     pl.seed_everything(0)
-    module = translators.build(tiny_cfg("model=cyclegan"))
+    module = translators.build(tiny_cfg("translator=cyclegan"))
     assert (
         type(module) is CycleGAN
         and set(module.G) == {"res_l2u", "res_u2l"}
@@ -220,19 +227,20 @@ def test_ddp_two_processes_on_cpu(tmp_path: Path, reuse: bool) -> None:
             "-m",
             "axondeepsynth.run",
             "+experiment=demo",
-            "model=syndiff_tiny",  # eight networks, the D steps leaving the generators out
+            "translator=syndiff_tiny",  # eight networks, the D steps leaving the generators out
             "trainer=ddp_cpu",
             "stages=[train_translator]",
             "logger=csv",
-            "trainer.max_epochs=1",
-            f"data.tile_size={TILE}",
-            "data.tile_overlap=8",
-            "data.tiles_per_epoch=8",
-            "data.batch_size=2",
-            "data.val_tiles_per_image=1",
+            "translator.train.max_epochs=1",
+            f"translator.data.tile_size={TILE}",
+            "translator.sample.tile_overlap=8",
+            "translator.train.tiles_per_epoch=8",
+            "translator.train.batch_size=2",
+            "translator.data.val_tiles_per_image=1",
+            "segmenter.data.val_tiles_per_image=1",
             "trainer.enable_progress_bar=false",
             "+callbacks.rank_hash._target_=rankhash.RankHash",
-            f"model.reuse_generator_pass={reuse}",
+            f"translator.train.reuse_generator_pass={reuse}",
             f"paths.root_dir={tmp_path}",
         ],
         cwd=REPO,
@@ -323,7 +331,7 @@ def test_recomputed_blocks_give_the_same_gradients() -> None:
     grads = []
     for recompute in (False, True):
         torch.manual_seed(0)
-        module = SynDiff(tiny_cfg(f"model.recompute={recompute}"))
+        module = SynDiff(tiny_cfg(f"translator.train.recompute={recompute}"))
         assert module.G["diff_l2u"].enc[0].recompute is recompute
         loss, _ = module.generator_loss(x_l, x_u, torch.Generator().manual_seed(3))
         loss.backward()
@@ -336,9 +344,9 @@ def test_recomputed_blocks_give_the_same_gradients() -> None:
 @pytest.mark.parametrize(
     "option",
     [
-        "model.channels_last=true",
+        "translator.train.channels_last=true",
         pytest.param(
-            "model.compile=true",
+            "translator.train.compile=true",
             marks=pytest.mark.skipif(shutil.which("g++") is None, reason="inductor needs g++"),
         ),
     ],
@@ -364,7 +372,7 @@ def test_channels_last_and_compiled_generators_give_the_same_gradients(option: s
     for k, g in grads[0].items():
         torch.testing.assert_close(grads[1][k], g, rtol=0, atol=2e-2 * float(g.abs().max()) + 1e-6)
     SynDiff(tiny_cfg()).load_state_dict(module.state_dict())  # checkpoints stay portable
-    if option == "model.channels_last=true":
+    if option == "translator.train.channels_last=true":
         conv = module.D["disc_l"].blocks[0].conv1.weight
         assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     else:  # compiled in place, so parameter names are unchanged; the EMA copy stays eager
@@ -416,19 +424,19 @@ def test_nan_loss_stops_with_the_term_named_keeping_the_good_checkpoint(tmp_path
 
 
 def test_several_draws_need_a_stochastic_sampler(tmp_path: Path) -> None:
-    """translator.samples=2 with the deterministic ResNet pair: refused at compose when the run
-    trains it, and when a given checkpoint is loaded, naming translator.samples."""
+    """translator.sample.samples=2 with the deterministic ResNet pair: refused at compose when the
+    run trains it, and when a given checkpoint is loaded, naming translator.sample.samples."""
     from conftest import compose_cfg, saved_translator
 
     from axondeepsynth.errors import ConfigError
     from axondeepsynth.inference import load_translator
 
-    with pytest.raises(ConfigError, match="translator.samples.*deterministic"):
-        compose_cfg("+experiment=demo", "translator.samples=2", tmp=tmp_path)
-    with pytest.raises(ConfigError, match="translator.samples.*must be >= 1"):
-        compose_cfg("+experiment=demo", "model=syndiff_tiny", "translator.samples=0")
+    with pytest.raises(ConfigError, match="translator.sample.samples.*deterministic"):
+        compose_cfg("+experiment=demo", "translator.sample.samples=2", tmp=tmp_path)
+    with pytest.raises(ConfigError, match="translator.sample.samples.*must be >= 1"):
+        compose_cfg("+experiment=demo", "translator=syndiff_tiny", "translator.sample.samples=0")
     cfg = compose_cfg("+experiment=demo", tmp=tmp_path)
-    ckpt = saved_translator(cfg.model, tmp_path / "t.ckpt", tile=32)
-    with pytest.raises(ConfigError, match="translator.samples"):
+    ckpt = saved_translator(cfg.translator.module(), tmp_path / "t.ckpt", tile=32)
+    with pytest.raises(ConfigError, match="translator.sample.samples"):
         load_translator(ckpt, samples=3)
     assert load_translator(ckpt, samples=1).cfg.name == "cyclegan"

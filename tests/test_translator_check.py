@@ -89,9 +89,9 @@ def test_a_translator_that_moves_content_is_flagged_and_not_kept(
     monkeypatch.setitem(translators.TRANSLATORS, "shuffler", Shuffler)
     cfg = compose_cfg(
         *TINY_RUN,
-        "model.name=shuffler",
-        "model.sampler=resnet",
-        "seg.strategies=[direct,tutorship,adaptation]",
+        "translator.name=shuffler",
+        "translator.train.sampler=resnet",
+        "segmenter.strategies=[direct,tutorship,adaptation]",
         tmp=tmp_path,
     )
     run_stages(cfg)
@@ -111,7 +111,7 @@ def test_a_translator_that_moves_content_is_flagged_and_not_kept(
     assert "Axons one by one" in findings.markdown(rows)
     assert {r["seed"] for r in rows} == {0}
     text = "".join(findings.notes([results]))
-    assert "FAILED" in text and "model.lambda_struct" in text
+    assert "FAILED" in text and "translator.train.lambda_struct" in text
     assert "tutorship" in text.split("FAILED")[1].split("\n")[0]
 
 
@@ -129,9 +129,9 @@ def test_a_failing_translator_is_trained_again_with_the_next_seed(
     monkeypatch.setitem(translators.TRANSLATORS, "even_shuffler", ShufflesOnEvenSeeds)
     cfg = compose_cfg(
         *TINY_RUN,
-        "model.name=even_shuffler",
-        "model.sampler=resnet",
-        "seg.strategies=[direct,tutorship]",
+        "translator.name=even_shuffler",
+        "translator.train.sampler=resnet",
+        "segmenter.strategies=[direct,tutorship]",
         "translator.restarts=2",
         tmp=tmp_path,
     )

@@ -1,5 +1,6 @@
-"""The datasets' schema: where each domain's images are, how they are brought to a common
-scale and tiled (`data.*`), and the segmentation tiles' augmentation (`seg.augment`)."""
+"""The datasets' schema: where each domain's images are and how they are brought to a common
+scale (`data.*`), and how each training stage tiles them (`translator.data`,
+`segmenter.data`, with the segmentation tiles' augmentation)."""
 
 from __future__ import annotations
 
@@ -95,22 +96,33 @@ class DomainConfig:
 
 @dataclass
 class DataConfig:
+    """The datasets: domains L and U and the common scale they are read at."""
+
     labeled: DomainConfig = field(default_factory=DomainConfig)  # domain L
     unlabeled: DomainConfig = field(default_factory=DomainConfig)  # domain U
     target_pixel_size: float | None = None  # µm/px both domains are resampled to
-    tile_size: int = 256
-    tile_overlap: int = 32
-    batch_size: int = 1
-    num_workers: int = speed(0)
-    tiles_per_epoch: int = 256
-    val_images: int = 1  # images per domain held out of translator training
-    val_tiles_per_image: int = 4
-    cache: Cache = speed(Cache.memory)
-    geometric_aug: bool = True  # translator tiles: flips (and rot90 if `rot90`)
-    rot90: bool = True  # the published pipeline flips only
-    tile_draw: TileDraw = TileDraw.area
     resize: Resize = Resize.area
     paired: bool = False  # L and U show the same scenes: also score direct translations
+    cache: Cache = speed(Cache.memory)
+
+
+@dataclass
+class TilesConfig:
+    """How a training stage draws its tiles from the images."""
+
+    tile_size: int = 256
+    tile_draw: TileDraw = TileDraw.area
+    val_tiles_per_image: int = 4
+    num_workers: int = speed(0)
+
+
+@dataclass
+class TranslatorTilesConfig(TilesConfig):
+    """The translator's tiles (`translator.data`): unpaired L and U."""
+
+    val_images: int = 1  # images per domain held out of translator training
+    geometric_aug: bool = True  # flips (and rot90 if `rot90`)
+    rot90: bool = True  # the published pipeline flips only
 
 
 @dataclass
@@ -130,23 +142,42 @@ class AugmentConfig:
     p_gamma: float = 0.3  # 0.7-1.5
 
 
+@dataclass
+class SegmenterTilesConfig(TilesConfig):
+    """The segmentation proxy's tiles (`segmenter.data`), augmented."""
+
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
 def validate_data(d: DataConfig) -> None:
-    """Tiling and scale, whichever domains the run reads."""
-    check(d.tile_size >= 16, "data.tile_size", f"must be >= 16, got {d.tile_size}")
-    check(
-        0 <= 2 * d.tile_overlap < d.tile_size,
-        "data.tile_overlap",
-        f"must be in [0, tile_size/2), got {d.tile_overlap} for tile_size {d.tile_size}",
-    )
-    check(
-        d.batch_size >= 1 and d.tiles_per_epoch >= d.batch_size,
-        "data.batch_size",
-        "needs 1 <= batch_size <= tiles_per_epoch",
-    )
+    """The common scale, whichever domains the run reads."""
     check(
         d.target_pixel_size is None or d.target_pixel_size > 0,
         "data.target_pixel_size",
         "must be > 0",
+    )
+
+
+def validate_tiles(t: TilesConfig, key: str) -> None:
+    check(t.tile_size >= 16, f"{key}.tile_size", f"must be >= 16, got {t.tile_size}")
+
+
+def validate_overlap(overlap: int, tile: int, key: str) -> None:
+    """Tiles of `tile` px stitched with `overlap` px on each side."""
+    check(
+        0 <= 2 * overlap < tile,
+        key,
+        f"must be in [0, tile_size/2), got {overlap} for tile_size {tile}",
+    )
+
+
+def validate_schedule(batch: int, per_epoch: int, epochs: int, key: str) -> None:
+    """A training stage's `train.{batch_size, tiles_per_epoch, max_epochs}`."""
+    check(epochs >= 1, f"{key}.max_epochs", f"must be >= 1, got {epochs}")
+    check(
+        batch >= 1 and per_epoch >= batch,
+        f"{key}.batch_size",
+        "needs 1 <= batch_size <= tiles_per_epoch",
     )
 
 

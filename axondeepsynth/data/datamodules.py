@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from axondeepsynth.data.config import AugmentConfig, DataConfig
+from axondeepsynth.data.config import SegmenterTilesConfig, TilesConfig, TranslatorTilesConfig
 from axondeepsynth.data.folds import splits
 from axondeepsynth.data.records import Sample
 from axondeepsynth.data.training_tiles import (
@@ -34,23 +34,26 @@ def _split_val(samples: list[Sample], n_val: int) -> tuple[list[Sample], list[Sa
 
 
 class _TileDataModule(pl.LightningDataModule):
-    def __init__(self, cfg: DataConfig, seed: int) -> None:
+    """`tiles_per_epoch` tiles as `cfg` draws them, in batches of `batch_size`."""
+
+    def __init__(self, cfg: TilesConfig, batch_size: int, tiles_per_epoch: int, seed: int) -> None:
         super().__init__()
         self.cfg, self.seed = cfg, seed
+        self.batch_size, self.tiles_per_epoch = batch_size, tiles_per_epoch
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
 
     def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
         workers = self.cfg.num_workers
         if train:
-            sampler = EpochSampler(len(dataset), skip=self._batches_done() * self.cfg.batch_size)
+            sampler = EpochSampler(len(dataset), skip=self._batches_done() * self.batch_size)
         elif dist.is_available() and dist.is_initialized():  # each rank scores its own share
             sampler = DistributedSampler(dataset, shuffle=False)
         else:
             sampler = None
         return DataLoader(
             dataset,
-            batch_size=self.cfg.batch_size,
+            batch_size=self.batch_size,
             sampler=sampler,
             num_workers=workers,
             persistent_workers=workers > 0,
@@ -73,9 +76,15 @@ class TranslationDataModule(_TileDataModule):
     """Unpaired tiles of L and U, each domain drawn by its own seeded stream."""
 
     def __init__(
-        self, cfg: DataConfig, seed: int, l_samples: list[Sample], u_samples: list[Sample]
+        self,
+        cfg: TranslatorTilesConfig,
+        batch_size: int,
+        tiles_per_epoch: int,
+        seed: int,
+        l_samples: list[Sample],
+        u_samples: list[Sample],
     ) -> None:
-        super().__init__(cfg, seed)
+        super().__init__(cfg, batch_size, tiles_per_epoch, seed)
         self.l_samples, self.u_samples = l_samples, u_samples
 
     def setup(self, stage: str | None = None) -> None:
@@ -87,7 +96,7 @@ class TranslationDataModule(_TileDataModule):
         )
         tiles = dict(
             tile=c.tile_size,
-            length=c.tiles_per_epoch,
+            length=self.tiles_per_epoch,
             seed=self.seed,
             transform=augmentation(c.tile_size, c.geometric_aug, c.rot90),
             draw=c.tile_draw,
@@ -103,29 +112,30 @@ class TranslationDataModule(_TileDataModule):
 
 class SegmentationDataModule(_TileDataModule):
     """Labelled tiles of one domain with a k-fold split by subject, recorded in `split_file`;
-    augmented as `augment` says and normalised per image as `normalize` says."""
+    augmented as `cfg.augment` says and normalised per image as `normalize` says."""
 
     def __init__(
         self,
-        cfg: DataConfig,
+        cfg: SegmenterTilesConfig,
+        batch_size: int,
+        tiles_per_epoch: int,
         seed: int,
         samples: list[Sample],
         fold: int,
         k: int = 5,
         split_file: Path | None = None,
-        augment: AugmentConfig | None = None,
         normalize: str = "image",
     ) -> None:
-        super().__init__(cfg, seed)
+        super().__init__(cfg, batch_size, tiles_per_epoch, seed)
         self.fold, self.k, self.samples, self.split_file = fold, k, samples, split_file
-        self.augment, self.normalize = augment or AugmentConfig(), normalize
+        self.normalize = normalize
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
         c = self.cfg
         if not 0 <= self.fold < self.k:
-            raise DataError(c.labeled.root, f"fold {self.fold} out of range for k={self.k}")
+            raise DataError("segmenter.fold", f"fold {self.fold} out of range for k={self.k}")
         split = splits(self.samples, self.k, self.seed)[self.fold]
         self.train_samples, self.val_samples = split["train"], split["val"]
         if self.split_file is not None:
@@ -145,9 +155,9 @@ class SegmentationDataModule(_TileDataModule):
         self.train_set = RandomTiles(
             self.train_samples,
             c.tile_size,
-            c.tiles_per_epoch,
+            self.tiles_per_epoch,
             self.seed,
-            transform=segmentation_augmentation(c.tile_size, self.augment),
+            transform=segmentation_augmentation(c.tile_size, c.augment),
             draw=c.tile_draw,
             normalize=self.normalize,
         )

@@ -1,23 +1,18 @@
 """Stages of a run, in one process: each reads the typed outputs of earlier stages and adds its
 own (`context.Outputs`). Training stages start their own ranks when the trainer has several
-devices (spawned for that stage's fit only); everything else runs once."""
+devices (spawned for that stage's fit only); everything else runs once.
+
+A stage is a module here with a `run(run: Run)` function, named in `config.STAGES` at its place
+in the order: adding one is that module and that entry."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from axondeepsynth.config import Config
-from axondeepsynth.pipeline import (
-    evaluate,
-    export,
-    prepare,
-    self_train,
-    train_segmenter,
-    train_translator,
-    translate,
-)
 from axondeepsynth.pipeline.context import Run
 from axondeepsynth.pipeline.trainer import logger_files_in
 from axondeepsynth.run_dir import check_output_dir
@@ -26,28 +21,24 @@ from axondeepsynth.training import translators
 
 log = logging.getLogger(__name__)
 
-STAGE_FUNCTIONS: dict[str, Callable[[Run], None]] = {
-    "prepare": prepare.run,
-    "train_translator": train_translator.run,
-    "translate": translate.run,
-    "train_segmenter": train_segmenter.run,
-    "evaluate": evaluate.run,
-    "self_train": self_train.run,
-    "export": export.run,
-}
+
+def stage_function(name: str) -> Callable[[Run], None]:
+    """The function of the stage `name`: `run` of its module `pipeline/<name>.py`."""
+    return importlib.import_module(f"{__name__}.{name}").run
 
 
 def check(cfg: Config) -> None:
     """Refuse, before any work, what the configured parts cannot do (the schema's own checks
     are `validation.validate`'s)."""
     if "train_translator" in cfg.stages:
-        drawn = "u2l" in shown_translations(cfg.seg.strategies)
-        translators.get(cfg.model.name).check(
-            cfg.model,
-            tile=cfg.data.tile_size,
-            batch=cfg.data.batch_size,
-            sampler=cfg.translator.sampler,
-            samples=cfg.translator.samples if drawn else 1,
+        t = cfg.translator
+        drawn = "u2l" in shown_translations(cfg.segmenter.strategies)
+        translators.get(t.name).check(
+            t.module(),
+            tile=t.data.tile_size,
+            batch=t.train.batch_size,
+            sampler=t.sample.sampler,
+            samples=t.sample.samples if drawn else 1,
         )
 
 
@@ -60,10 +51,10 @@ def run_stages(cfg: Config) -> float | None:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     run = Run(cfg, Path(cfg.paths.output_dir))
     check_output_dir(run.out, cfg.paths.min_free_gb)
-    t = cfg.translator
-    if t.samples > 1 and "u2l" not in shown_translations(cfg.seg.strategies):
+    t = cfg.translator.sample
+    if t.samples > 1 and "u2l" not in shown_translations(cfg.segmenter.strategies):
         log.warning(
-            "translator.samples=%d: no chosen strategy segments translations, so each "
+            "translator.sample.samples=%d: no chosen strategy segments translations, so each "
             "image is translated once",
             t.samples,
         )
@@ -74,5 +65,5 @@ def run_stages(cfg: Config) -> float | None:
     with logger_files_in(run.out):
         for stage in cfg.stages:
             log.info("stage %s -> %s", stage, run.out)
-            STAGE_FUNCTIONS[stage](run)
+            stage_function(stage)(run)
     return run.outputs.objective

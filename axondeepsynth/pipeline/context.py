@@ -19,7 +19,8 @@ from axondeepsynth.data.records import Sample
 from axondeepsynth.strategies import STRATEGIES, Strategy, shown_translations
 
 Domain = Literal["L", "U"]
-# what a strategy is scored with: one fold's proxies, or every fold's averaged (seg.ensemble)
+# what a strategy is scored with: one fold's proxies, or every fold's averaged
+# (segmenter.predict.ensemble)
 ENSEMBLE = "ensemble"
 Part = int | Literal["ensemble"]
 SOURCE: dict[str, Domain] = {"l2u": "L", "u2l": "U"}  # the domain a translation starts from
@@ -27,7 +28,7 @@ SOURCE: dict[str, Domain] = {"l2u": "L", "u2l": "U"}  # the domain a translation
 
 @dataclass
 class TranslatorCheckpoints:
-    """Stage train_translator: the final EMA weights and the best by model.monitor."""
+    """Stage train_translator: the final EMA weights and the best by translator.train.monitor."""
 
     last: str
     best: str
@@ -46,7 +47,9 @@ class Translation:
     checkpoint: str
     sampler: str
     files: dict[str, str]  # sample key -> translated image
-    draws: list[dict[str, str]] = field(default_factory=list)  # translator.samples > 1: the rest
+    draws: list[dict[str, str]] = field(
+        default_factory=list
+    )  # translator.sample.samples > 1: the rest
 
     def images(self, key: str) -> list[str]:
         """Every draw of one source image's translation, the first first."""
@@ -64,7 +67,7 @@ class SegmenterCheckpoints:
 
 @dataclass
 class NnUNetDataset:
-    """A training set as an nnU-Net dataset, planned and preprocessed (seg.backend=nnunet)."""
+    """A training set as an nnU-Net dataset, planned and preprocessed (segmenter.backend=nnunet)."""
 
     name: str  # Dataset501_<training set>
     plans: str  # the plans identifier its planner wrote
@@ -111,7 +114,8 @@ class Run:
 
     @property
     def default_translator_dir(self) -> Path:
-        return Path(self.cfg.translator.dir) if self.cfg.translator.dir else self.out / "translator"
+        chosen = self.cfg.translator.sample.dir
+        return Path(chosen) if chosen else self.out / "translator"
 
     @property
     def device(self) -> str:
@@ -126,18 +130,19 @@ class Run:
 
     @property
     def folds(self) -> list[int]:
-        seg = self.cfg.seg
+        seg = self.cfg.segmenter
         return list(range(seg.k)) if seg.fold == "all" else [int(seg.fold)]
 
     @property
     def strategies(self) -> list[Strategy]:
-        return [STRATEGIES[name] for name in self.cfg.seg.strategies]
+        return [STRATEGIES[name] for name in self.cfg.segmenter.strategies]
 
     def ensembled(self, strategy: Strategy) -> bool:
-        """Whether `strategy` is also scored with its k folds' proxies averaged: seg.ensemble,
-        every fold run here, and a strategy that labels all of U (not only held-out images)."""
-        seg = self.cfg.seg
-        return seg.ensemble and seg.fold == "all" and not strategy.held_out
+        """Whether `strategy` is also scored with its k folds' proxies averaged:
+        segmenter.predict.ensemble, every fold run here, and a strategy that labels all of U (not
+        only held-out images)."""
+        seg = self.cfg.segmenter
+        return seg.predict.ensemble and seg.fold == "all" and not strategy.held_out
 
     def parts(self, strategy: Strategy) -> list[Part]:
         """What `strategy` is scored with: each fold, then the ensemble where it has one."""
@@ -157,16 +162,16 @@ class Run:
     @property
     def directions(self) -> list[str]:
         """Translations to make: as configured, else those the strategies need."""
-        if self.cfg.translator.directions:
-            return [str(d) for d in self.cfg.translator.directions]
+        if self.cfg.translator.sample.directions:
+            return [str(d) for d in self.cfg.translator.sample.directions]
         needed = {d for s in self.strategies for d in s.translations}
         return [d for d in ("l2u", "u2l") if d in needed]
 
     def draws(self, direction: str) -> int:
-        """Translations drawn per image: translator.samples where a strategy segments them,
-        one where they are only trained on."""
-        shown = shown_translations(self.cfg.seg.strategies)
-        return self.cfg.translator.samples if direction in shown else 1
+        """Translations drawn per image: translator.sample.samples where a strategy segments
+        them, one where they are only trained on."""
+        shown = shown_translations(self.cfg.segmenter.strategies)
+        return self.cfg.translator.sample.samples if direction in shown else 1
 
     # ---- the run's layout: every path a stage writes, in one place
     def translations_dir(self, name: str) -> Path:

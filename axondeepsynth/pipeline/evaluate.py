@@ -84,9 +84,9 @@ def held_out(run: Run, strategy: Strategy, fold: int) -> set[str] | None:
 
 
 def checkpoint(run: Run, strategy: Strategy, train_set: str, fold: int) -> str:
-    """The weights a strategy applies: seg.checkpoint's, but always the last for a model
+    """The weights a strategy applies: segmenter.predict.which, but always the last for a model
     trained on U (its best is picked on the images it is scored on)."""
-    which = "last" if strategy.held_out else run.cfg.seg.checkpoint
+    which = "last" if strategy.held_out else run.cfg.segmenter.predict.which
     return getattr(run.outputs.segmenters[train_set, fold], which)
 
 
@@ -98,8 +98,9 @@ class Predictions:
 
     def __init__(self, run: Run, strategies: list[Strategy]) -> None:
         self.run, self.models = run, {}
-        self.tile, self.overlap = run.cfg.seg_tiling()
-        self.batch_size = run.tiles_per_pass(run.cfg.seg.predict_batch_size)
+        self.predict = p = run.cfg.segmenter.predict
+        self.tile, self.overlap = run.cfg.segmenter.data.tile_size, p.tile_overlap
+        self.batch_size = run.tiles_per_pass(p.batch_size)
         self.inputs = {}
         self.dir = run.out / "evaluate_cache"
         shutil.rmtree(self.dir, ignore_errors=True)  # a stopped run's: its proxies may be new
@@ -124,8 +125,8 @@ class Predictions:
         if shared and path.is_file():
             return np.load(path)
         if ckpt not in self.models:
-            net = self.run.cfg.seg.net
-            self.models[ckpt] = proxy.load(ckpt, self.run.device, net.tta_flips, str(net.window))
+            p = self.predict
+            self.models[ckpt] = proxy.load(ckpt, self.run.device, p.tta_flips, str(p.window))
         if shown not in self.inputs:
             self.inputs[shown] = model_inputs(self.run, shown)
         model = self.models[ckpt]
@@ -167,7 +168,7 @@ def evaluate_fold(
     or ensemble: its models' softmax averaged; write the masks and each image's morphometrics;
     return Dice and morphometrics against U's labels, and the fibres of the pseudo labels.
     `truth` holds the fibres of U's labels by image, measured on first use and shared by all."""
-    seg = run.cfg.seg
+    seg = run.cfg.segmenter
     out = run.pseudo_label_dir(strategy.name, part)
     keep = None if part == ENSEMBLE else held_out(run, strategy, part)
     members = predictions.members(strategy, part)
@@ -182,7 +183,7 @@ def evaluate_fold(
         probs = np.mean([predictions.of(ckpt, shown, i) for ckpt, shown in members], axis=0)
         probs = proxy.resized(probs, sample.image.shape)
         pred, conf = probs.argmax(0).astype(np.uint8), confidence(probs)
-        pred = postprocess.clean(pred, sample.pixel_size, seg.postprocess, sample.image)
+        pred = postprocess.clean(pred, sample.pixel_size, seg.predict.postprocess, sample.image)
         for kind, mask in to_masks(pred).items():
             images.write_png(out / f"{sample.key}_seg-{kind}.png", mask)
         images.write_png(run.confidence_file(strategy.name, part, sample.key), conf)
@@ -205,7 +206,7 @@ def evaluate_fold(
                 truth[sample.key] = measure_fibres(sample.labels, sample, out_truth)
             true_fibres += truth[sample.key]
     _save_overlays(run, strategy.name, part, preds, per_image, confidences)
-    if seg.export_nnunet:
+    if run.cfg.export.nnunet:
         name = {"Name": f"{strategy.name} pseudo labels"}
         cases = nnunet.case_names(s.key for s in pseudo)
         pseudo = [replace(s, name=cases[s.key]) for s in pseudo]
@@ -261,12 +262,12 @@ def _save_overlays(
     confidences: dict[str, float],
 ) -> None:
     """image | ground truth | pseudo label | confidence of the worst and best U image by axon
-    Dice, or, when U has no labels, of the `seg.n_overlays` least confident ones."""
+    Dice, or, when U has no labels, of the `segmenter.predict.n_overlays` least confident ones."""
     if per_image:
         ranked = sorted(per_image, key=lambda k: per_image[k]["axon"])
         chosen = {"worst": ranked[0], "best": ranked[-1]}
     else:
-        ranked = sorted(confidences, key=confidences.get)[: run.cfg.seg.n_overlays]
+        ranked = sorted(confidences, key=confidences.get)[: run.cfg.segmenter.predict.n_overlays]
         chosen = {f"check{i}": key for i, key in enumerate(ranked)}
     for tag, key in chosen.items():
         sample, pred, conf = preds[key]
@@ -316,7 +317,7 @@ def _header(run: Run) -> dict:
         "recipe_hash": keys.results(cfg, seeded=False),  # and runs of other seeds
         "seed": cfg.seed,  # the proxies', and the translator's unless it was restarted
         "translator_seed": run.outputs.translator.seed if run.outputs.translator else None,
-        "backend": str(cfg.seg.backend),
+        "backend": str(cfg.segmenter.backend),
         "source": _domain_name(run, "L"),
         "target": _domain_name(run, "U"),
         "data": {

@@ -28,11 +28,11 @@ log = logging.getLogger(__name__)
 
 
 def run(run: Run) -> None:
-    """Keep seg.export's strategy as the run's model: by default the self-trained one where the
+    """Keep export.model's strategy as the run's model: by default the self-trained one where the
     run has it, else the recommended one; never one made through a translator that failed its
     check."""
-    seg, results = run.cfg.seg, run.outputs.scores.results
-    name = seg.export
+    chosen, results = run.cfg.export, run.outputs.scores.results
+    name = chosen.model
     if name == "recommended":
         if translator_check.failed(results):
             log.warning("no model kept: the translator failed its check (see above)")
@@ -44,7 +44,7 @@ def run(run: Run) -> None:
         return
     if name:
         strategy = STRATEGIES[name]
-        part = run.handed_on(strategy) if seg.export_fold is None else seg.export_fold
+        part = run.handed_on(strategy) if chosen.fold is None else chosen.fold
         export(run, strategy, part, lambda t, fold: checkpoint(run, strategy, t, fold))
 
 
@@ -63,31 +63,31 @@ def export(run: Run, strategy: Strategy, part: Part, checkpoint_of) -> Path:
         members.append({"checkpoint": copied, "input": shown})
     translator = None
     if any(INPUT_TRANSLATION[shown] for _, shown in strategy.models):
-        made, t = run.outputs.translations["u2l"], cfg.translator
+        made, t = run.outputs.translations["u2l"], cfg.translator.sample
         shutil.copy2(made.checkpoint, staging / "translator.ckpt")
         translator = {
             "checkpoint": "translator.ckpt",
             "sampler": made.sampler,
-            "tile": cfg.data.tile_size,
-            "overlap": cfg.data.tile_overlap,
+            "tile": cfg.translator.data.tile_size,
+            "overlap": t.tile_overlap,
             "batch_size": run.tiles_per_pass(t.batch_size),
             "precision": t.precision,
             "seed": t.seed,
             "samples": run.draws("u2l"),
         }
-    tile, overlap = cfg.seg_tiling()
+    seg, p = cfg.segmenter, cfg.segmenter.predict
     meta = {
         "strategy": strategy.name,
         "fold": part,
-        "backend": str(cfg.seg.backend),
+        "backend": str(seg.backend),
         "pixel_size_um": _working_pixel_size(run),
         "resize": str(cfg.data.resize),
         "modality": cfg.data.unlabeled.modality,  # what it segments (BIDS suffix)
-        "tile": tile,
-        "overlap": overlap,
-        "tta_flips": cfg.seg.net.tta_flips,
-        "window": str(cfg.seg.net.window),
-        "postprocess": asdict(cfg.seg.postprocess),
+        "tile": seg.data.tile_size,
+        "overlap": p.tile_overlap,
+        "tta_flips": p.tta_flips,
+        "window": str(p.window),
+        "postprocess": asdict(p.postprocess),
         "members": members,
         "translator": translator,
         "classes": {str(value): name for value, name in CLASS_NAMES.items()},

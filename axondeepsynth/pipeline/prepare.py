@@ -76,7 +76,7 @@ def check_labels(run: Run, summary: dict) -> None:
                 domain.describe(),
                 f"domain {name} has no labelled image, but {', '.join(wanted)} train on its labels",
                 f"add masks (`python -m axondeepsynth.inspect {roots}` shows what was found) or "
-                "drop these from seg.strategies",
+                "drop these from segmenter.strategies",
             )
 
 

@@ -1,5 +1,5 @@
 """Stage `self_train`: self_training, a proxy trained on U's own images with another strategy's
-pseudo labels (its teacher's: seg.self_train_from, by default the recommended one, never one
+pseudo labels (its teacher's: self_train.teacher, by default the recommended one, never one
 made through a translator that failed its check), k-fold by subject like the oracle and scored
 on the U images its fold held out, beside its teacher's Dice on the same images. Runs after
 stage evaluate has scored the teacher, adds to its scores and reports them.
@@ -40,8 +40,8 @@ def run(run: Run) -> None:
 
 
 def _teacher(run: Run, results: dict) -> str | None:
-    """seg.self_train_from, or the strategy recommended from the scores so far."""
-    chosen = run.cfg.seg.self_train_from
+    """self_train.teacher, or the strategy recommended from the scores so far."""
+    chosen = run.cfg.self_train.teacher
     return recommended([results]) if chosen == "recommended" else chosen
 
 

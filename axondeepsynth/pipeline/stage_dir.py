@@ -26,7 +26,7 @@ RECORD = "done.json"
 R = TypeVar("R")
 _FIX = (
     "point this stage at a new directory or remove that one (a translator trained by an earlier "
-    "version is used as it is with translator.ckpt_path=<its dir>/checkpoints/last.ckpt)"
+    "version is used as it is with translator.sample.ckpt_path=<its dir>/checkpoints/last.ckpt)"
 )
 
 

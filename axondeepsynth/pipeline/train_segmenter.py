@@ -3,9 +3,9 @@
 The training sets are those of the chosen strategies (`strategies.TRAINING_SETS`): `L` (real
 labelled images), `L2U` (L translated into U's look, carrying L's labels) and `U` (U's own
 labelled images, for the oracle, scored on its held-out fold). Folds split each set by subject.
-The proxy is our Lightning U-Net (`seg.backend=lightning`) or nnU-Net v2 (`nnunet`): a training
-set is then one nnU-Net dataset, planned and preprocessed once under `seg/<set>/nnunet/`, and
-each fold trains there on the same split (`seg/<set>/fold<k>/split.json`).
+The proxy is our Lightning U-Net (`segmenter.backend=lightning`) or nnU-Net v2 (`nnunet`): a
+training set is then one nnU-Net dataset, planned and preprocessed once under
+`seg/<set>/nnunet/`, and each fold trains there on the same split (`seg/<set>/fold<k>/split.json`).
 """
 
 from __future__ import annotations
@@ -64,22 +64,22 @@ def training_samples(
             "data.unlabeled" if kind.labels_from == "U" else "data.labeled",
             f"no labelled images in {origin}",
             f"{', '.join(users)} train on domain {kind.labels_from}'s *_seg-axon/myelin masks: "
-            "add them or drop these from seg.strategies",
+            "add them or drop these from segmenter.strategies",
         )
-    k = run.cfg.seg.k
+    k = run.cfg.segmenter.k
     if k > 1 and len(labelled) < k:
         raise ConfigError(
-            "seg.k",
+            "segmenter.k",
             f"{len(labelled)} labelled images in {origin} cannot make {k} folds",
-            "lower seg.k (seg.k=1 trains on all of them)",
+            "lower segmenter.k (segmenter.k=1 trains on all of them)",
         )
     subjects = len({s.group for s in labelled})
     if kind.labels_from == "U" and k > 1 and subjects < k:  # scored on the folds it holds out
         raise ConfigError(
-            "seg.k",
+            "segmenter.k",
             f"{origin} holds {subjects} subjects: {k} folds would put images of one subject on "
             "both sides, and score the held-out folds on subjects the proxy trained on",
-            f"use seg.k={subjects} or fewer, or add subjects",
+            f"use segmenter.k={subjects} or fewer, or add subjects",
         )
     return labelled, origin
 
@@ -87,10 +87,10 @@ def training_samples(
 def pseudo_labelled(run: Run, teacher: str) -> tuple[list[Sample], str]:
     """U's images with the teacher's pseudo labels (of its ensemble, else of the first fold:
     evaluate wrote them), `IGNORE` where its confidence is below
-    `seg.self_train_min_confidence`, brought to the working scale like U's images; the origin
+    `self_train.min_confidence`, brought to the working scale like U's images; the origin
     names them by their content, so the proxies' keys follow the labels and nothing else."""
     part = run.handed_on(STRATEGIES[teacher])
-    least = run.cfg.seg.self_train_min_confidence
+    least = run.cfg.self_train.min_confidence
     samples, digest = [], hashlib.sha1()
     for sample in run.domain("U"):
         pseudo = run.pseudo_labels(teacher, part, sample.key)
@@ -119,7 +119,7 @@ def train(run: Run, train_set: str, teacher: str | None = None) -> None:
     pseudo labels learns from `teacher`'s."""
     samples, origin = training_samples(run, train_set, teacher)
     fit = _train
-    if run.cfg.seg.backend == "nnunet":
+    if run.cfg.segmenter.backend == "nnunet":
         fit = _nnunet_trainer(run, train_set, samples, origin)
     for fold in run.folds:
         root = run.proxy_dir(train_set, fold)
@@ -138,17 +138,19 @@ def _nnunet_trainer(run: Run, train_set: str, samples: list[Sample], origin: str
 
     cfg = run.cfg
     base = run.proxy_dir(train_set)
-    folds = splits(samples, cfg.seg.k, cfg.seed)
+    folds = splits(samples, cfg.segmenter.k, cfg.seed)
     keyed = [{part: [s.key for s in fold[part]] for part in fold} for fold in folds]
     dataset = once(
         base,
         keys.nnunet_dataset(cfg, origin),
-        lambda: NnUNetDataset(*nnunet.prepare(samples, base, train_set, keyed, cfg.seg.nnunet)),
+        lambda: NnUNetDataset(
+            *nnunet.prepare(samples, base, train_set, keyed, cfg.segmenter.nnunet)
+        ),
         NnUNetDataset,
     )
 
     def fit_fold(run: Run, samples: list[Sample], fold: int, root: Path) -> SegmenterCheckpoints:
-        split = {"fold": fold, "k": cfg.seg.k, "seed": cfg.seed, **keyed[fold]}
+        split = {"fold": fold, "k": cfg.segmenter.k, "seed": cfg.seed, **keyed[fold]}
         write_text(root / "split.json", json.dumps(split, indent=2))
         pl.seed_everything(cfg.seed + fold, workers=True, verbose=False)
         out, val = nnunet.train(
@@ -156,9 +158,9 @@ def _nnunet_trainer(run: Run, train_set: str, samples: list[Sample], origin: str
             dataset.name,
             dataset.plans,
             fold,
-            cfg.seg.nnunet,
+            cfg.segmenter.nnunet,
             run.device,
-            resume=cfg.ckpt_path == "last",
+            resume=cfg.resume == "last",
             results=root / "nnunet",  # under the fold's key: a removed fold takes its weights
         )
         log.info("nnU-Net %s fold %d: val/dice_mean %.3f", train_set, fold, val["val/dice_mean"])
@@ -171,21 +173,23 @@ def _nnunet_trainer(run: Run, train_set: str, samples: list[Sample], origin: str
 
 
 def _train(run: Run, samples: list[Sample], fold: int, root: Path) -> SegmenterCheckpoints:
-    cfg, seg = run.cfg, run.cfg.seg
+    cfg, seg = run.cfg, run.cfg.segmenter
     pl.seed_everything(cfg.seed + fold, workers=True, verbose=False)
-    data = replace(
-        cfg.data,
-        batch_size=seg.batch_size,
-        tiles_per_epoch=seg.tiles_per_epoch,
-        tile_size=cfg.seg_tiling()[0],
-    )
     dm = SegmentationDataModule(
-        data, cfg.seed, samples, fold, seg.k, root / "split.json", seg.augment, seg.net.normalize
+        seg.data,
+        seg.train.batch_size,
+        seg.train.tiles_per_epoch,
+        cfg.seed,
+        samples,
+        fold,
+        seg.k,
+        root / "split.json",
+        seg.net.normalize,
     )
     module = Segmenter(seg.net)
-    trainer = build_trainer(cfg, root, "val/dice_mean", "max", max_epochs=seg.max_epochs)
-    # ckpt_path=last resumes the fold from its newest readable last.ckpt or interrupted.ckpt
-    resume = resume_from(root / "checkpoints") if cfg.ckpt_path == "last" else None
+    trainer = build_trainer(cfg, root, "val/dice_mean", "max", max_epochs=seg.train.max_epochs)
+    # resume=last resumes the fold from its newest readable last.ckpt or interrupted.ckpt
+    resume = resume_from(root / "checkpoints") if cfg.resume == "last" else None
     trainer.fit(module, dm, ckpt_path=resume, weights_only=True)
     last = str(root / "checkpoints" / "last.ckpt")
     best = trainer.checkpoint_callback.best_model_path or last

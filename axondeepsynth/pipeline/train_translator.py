@@ -1,6 +1,7 @@
-"""Stage `train_translator`: fit the configured translator (`model.name`) on unpaired L/U tiles.
+"""Stage `train_translator`: fit the configured translator (`translator.name`) on unpaired L/U
+tiles.
 
-Trained once per translator directory (`translator.dir`, shared across a sweep's jobs). The
+Trained once per translator directory (`translator.sample.dir`, shared across a sweep's jobs). The
 untrained model is scored first, so the record shows what training bought. With
 `translator.restarts=N`, a translator whose L->U translations fail the label-separation check
 is set aside and another trained with the next seed, up to N times.
@@ -27,9 +28,9 @@ log = logging.getLogger(__name__)
 
 def run(run: Run) -> None:
     cfg = run.cfg
-    if cfg.translator.ckpt_path:
-        log.info("using the given translator %s", cfg.translator.ckpt_path)
-        path = cfg.translator.ckpt_path
+    if cfg.translator.sample.ckpt_path:
+        path = cfg.translator.sample.ckpt_path
+        log.info("using the given translator %s", path)
         run.outputs.translator = TranslatorCheckpoints(last=path, best=path)
         return
     for restart in range(cfg.translator.restarts + 1):
@@ -58,23 +59,26 @@ def run(run: Run) -> None:
             {"seed": seed, "dir": str(root), "label_separation": separation["mean"]}
         )
         del run.outputs.translations["l2u"]
-    run.outputs.objective = run.outputs.translator.metrics.get(cfg.model.monitor)
+    run.outputs.objective = run.outputs.translator.metrics.get(cfg.translator.train.monitor)
 
 
 def _train(run: Run, root: Path, seed: int) -> TranslatorCheckpoints:
     cfg = run.cfg
     if seed != cfg.seed:  # a restart: a new initialisation and a new draw of tiles
         pl.seed_everything(seed, workers=True, verbose=False)
-    dm = TranslationDataModule(cfg.data, seed, run.domain("L"), run.domain("U"))
-    module = translators.build(cfg.model, paired_val=cfg.data.paired, seed=seed)
-    resume = resume_from(root / "checkpoints") if cfg.ckpt_path == "last" else cfg.ckpt_path
+    t = cfg.translator
+    dm = TranslationDataModule(
+        t.data, t.train.batch_size, t.train.tiles_per_epoch, seed, run.domain("L"), run.domain("U")
+    )
+    module = translators.build(t.module(), paired_val=cfg.data.paired, seed=seed)
+    resume = resume_from(root / "checkpoints") if cfg.resume == "last" else cfg.resume
     untrained = _validate(cfg, root, module, dm) if resume is None else {}
-    trainer = build_trainer(cfg, root, cfg.model.monitor, cfg.model.monitor_mode)
+    monitor = t.train.monitor
+    trainer = build_trainer(cfg, root, monitor, t.train.monitor_mode, max_epochs=t.train.max_epochs)
     trainer.fit(module, dm, ckpt_path=resume, weights_only=True)
     final = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     last = str(root / "checkpoints" / "last.ckpt")
     best = trainer.checkpoint_callback.best_model_path or last
-    monitor = cfg.model.monitor
     log.info(
         "translator: %s = %.4f (untrained %.4f); checkpoint %s",
         monitor,

@@ -3,7 +3,7 @@
 L->U (tutorship) translates the labelled images and carries their labels across; U->L
 (adaptation) translates U. The result is written in the input's layout under
 `translate/<direction>/`, one image at a time, so a re-run skips images already written. With
-`translator.samples=N`, a direction that strategies segment gets N draws per image, the k-th
+`translator.sample.samples=N`, a direction that strategies segment gets N draws per image, the k-th
 (k >= 1) in `translate/<direction>-draw<k>/` with its own key: changing N keeps the draws made.
 """
 
@@ -35,9 +35,9 @@ def run(run: Run) -> None:
 def translate_direction(run: Run, direction: str) -> Translation:
     """Every draw of one direction's translations, made once each (their own directory and key)
     by the run's translator."""
-    t = run.cfg.translator
+    t = run.cfg.translator.sample
     trained = run.outputs.translator
-    ckpt = str(t.ckpt_path or getattr(trained, t.checkpoint))
+    ckpt = str(t.ckpt_path or getattr(trained, t.which))
     seed = trained.seed if trained is not None else None
     batch_size = run.tiles_per_pass(t.batch_size)
     made = []
@@ -75,12 +75,12 @@ def _translate(
     """Translate every image of the source domain (the `draw`-th time: its own seeds); write
     each of its datasets in that dataset's layout, under `root` (one dataset) or `root/<tag>`
     (several)."""
-    cfg, t = run.cfg, run.cfg.translator
+    t = run.cfg.translator.sample
     module = load_translator(ckpt, run.device, compile=t.compile)
     source_cfg = run.domain_config(SOURCE[direction])
     target_cfg = run.domain_config("U" if SOURCE[direction] == "L" else "L")
     samples = run.domain(SOURCE[direction])
-    tile, overlap = cfg.data.tile_size, cfg.data.tile_overlap
+    tile, overlap = run.cfg.translator.data.tile_size, t.tile_overlap
     n_tiles = sum(stitch.count(s.image.shape, tile, overlap) for s in samples)
     position = {s.key: i for i, s in enumerate(samples)}  # seeds the sampler per image
     target = target_cfg.modality
@@ -130,6 +130,6 @@ def _translate(
         root=str(root),
         roots=roots,
         checkpoint=ckpt,
-        sampler=str(t.sampler or module.cfg.sampler),
+        sampler=str(t.sampler or module.cfg.train.sampler),
         files=files,
     )

@@ -1,4 +1,4 @@
-"""nnU-Net v2 as the segmentation proxy (`seg.backend=nnunet`), through its Python API.
+"""nnU-Net v2 as the segmentation proxy (`segmenter.backend=nnunet`), through its Python API.
 
 A training set becomes one nnU-Net raw dataset (written by our nnU-Net layout), fingerprinted,
 planned and preprocessed once for the configured configuration (`2d`), with our k-fold split by

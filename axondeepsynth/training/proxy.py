@@ -29,7 +29,7 @@ def load(
 
         return NnUNetProxy(path, device, mirroring)
     model = Segmenter.load_from_checkpoint(path, map_location=device, weights_only=True)
-    model.cfg.tta_flips, model.cfg.window = mirroring, window  # how to apply it, not what it is
+    model.tta_flips, model.window = mirroring, window  # how to apply it, not what it is
     return model
 
 

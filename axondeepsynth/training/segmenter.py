@@ -59,10 +59,14 @@ class Segmenter(pl.LightningModule):
     def __init__(self, cfg: SegmenterConfig | dict | None = None) -> None:
         super().__init__()
         if isinstance(cfg, dict):  # a checkpoint's hyper-parameters
-            # models saved before per-image normalisation mapped [0, 1] to [-1, 1]
-            cfg = structured(SegmenterConfig, {"normalize": "fixed", **cfg})
+            # models saved before per-image normalisation mapped [0, 1] to [-1, 1]; those saved
+            # before segmenter.predict recorded how they were applied (tta_flips, window)
+            kept = {k: v for k, v in cfg.items() if k not in ("tta_flips", "window")}
+            cfg = structured(SegmenterConfig, {"normalize": "fixed", **kept})
         self.cfg = cfg or SegmenterConfig()
         self.save_hyperparameters({"cfg": plain(self.cfg)})
+        # how whole images are predicted (segmenter.predict's, set by `proxy.load`)
+        self.tta_flips, self.window = True, "gaussian"
         self.net = UNet(self.cfg.unet)
         self.val_dice = nn.ModuleDict({name: MeanMetric() for name in EVAL_CLASSES})
 
@@ -90,7 +94,7 @@ class Segmenter(pl.LightningModule):
     def configure_optimizers(self) -> dict:
         c, epochs = self.cfg, self.trainer.max_epochs
         if epochs is None or epochs < 1:
-            raise ValueError("the poly LR schedule needs trainer.max_epochs >= 1")
+            raise ValueError("the poly LR schedule needs max_epochs >= 1")
         if c.optimizer == "sgd":
             opt = torch.optim.SGD(
                 self.parameters(),
@@ -110,7 +114,7 @@ class Segmenter(pl.LightningModule):
 
     def probabilities(self, x: Tensor) -> Tensor:
         """Softmax [B, C, H, W] of normalised images [B, 1, H, W], flip-averaged if `tta_flips`."""
-        flips = FLIPS if self.cfg.tta_flips else FLIPS[:1]
+        flips = FLIPS if self.tta_flips else FLIPS[:1]
         return sum(self(x.flip(d)).softmax(1).flip(d) for d in flips) / len(flips)
 
     def predict_proba(
@@ -136,7 +140,7 @@ class Segmenter(pl.LightningModule):
                     self.device,
                     self.dtype,
                     on_batch,
-                    self.cfg.window,
+                    self.window,
                 )
         finally:
             self.train(was_training)

@@ -1,12 +1,12 @@
 """Unpaired translators between domains L and U, behind one protocol and a registry.
 
 A translator is a LightningModule trained by the `train_translator` stage on batches
-`{"x_l", "x_u"}` of [0, 1] tiles, built as `cls(cfg.model, paired_val=..., seed=...)`. It
-checks its own config, given the tile and batch sizes and the sampling asked of it, before any
-work (`cls.check(cfg, tile=, batch=, sampler=, samples=)`), translates [0, 1] images with
-`translate(x, direction, sampler, generator)` through `inference_networks()`, and its checkpoint
-records `cfg.name`, which picks the class that loads it. Adding one: a module here with a class
-decorated `@register("name")`, imported below, and `conf/model/<name>.yaml`.
+`{"x_l", "x_u"}` of [0, 1] tiles, built as `cls(cfg.translator.module(), paired_val=...,
+seed=...)`. It checks its own config, given the tile and batch sizes and the sampling asked of
+it, before any work (`cls.check(cfg, tile=, batch=, sampler=, samples=)`), translates [0, 1]
+images with `translate(x, direction, sampler, generator)` through `inference_networks()`, and its
+checkpoint records `cfg.name`, which picks the class that loads it. Adding one: a module here
+with a class decorated `@register("name")`, imported below, and `conf/translator/<name>.yaml`.
 """
 
 from __future__ import annotations
@@ -66,10 +66,10 @@ def load(path: str | Path, device: torch.device | str = "cpu") -> Translator:
     """A trained translator from a Lightning checkpoint of any registered kind, in eval mode.
 
     Read with weights_only=True (a pickled payload never runs); anything unreadable, or not a
-    translator's, is one ConfigError naming translator.ckpt_path and the file."""
+    translator's, is one ConfigError naming translator.sample.ckpt_path and the file."""
     if not Path(path).is_file():
         raise ConfigError(
-            "translator.ckpt_path",
+            "translator.sample.ckpt_path",
             f"checkpoint {path} not found",
             "point it at a translator/checkpoints/*.ckpt of an earlier run",
         )
@@ -82,7 +82,7 @@ def load(path: str | Path, device: torch.device | str = "cpu") -> Translator:
     except Exception as err:  # noqa: BLE001 - truncated, foreign, pickled code: all refused alike
         reason = f"{type(err).__name__}: {err}".splitlines()[0][:160]
         raise ConfigError(
-            "translator.ckpt_path",
+            "translator.sample.ckpt_path",
             f"{path} is not a readable translator checkpoint ({reason})",
             "point it at translator/checkpoints/last.ckpt (or best-*.ckpt) of an earlier run",
         ) from None

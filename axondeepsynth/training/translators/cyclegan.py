@@ -2,7 +2,7 @@
 PatchGANs, adversarial + cycle-consistent, with SynDiff's losses, optimisers and generator EMA.
 
 It is the base SynDiff extends (`syndiff.py` adds the diffusive pair) and a translator of its
-own (`model=cyclegan`): on a CPU it learns TEM <-> SEM contrast in fewer batches.
+own (`translator=cyclegan`): on a CPU it learns TEM <-> SEM contrast in fewer batches.
 Images are in [-1, 1] inside the module and [0, 1] outside.
 
 Per batch:
@@ -25,7 +25,7 @@ from axondeepsynth.nets.discriminators import PatchDiscriminator
 from axondeepsynth.nets.layers import set_recompute
 from axondeepsynth.nets.resnet import ResnetGenerator
 from axondeepsynth.schema import plain, structured
-from axondeepsynth.training.config import TranslatorConfig
+from axondeepsynth.training.config import TranslatorConfig, nested
 from axondeepsynth.training.ema import EMA
 from axondeepsynth.training.metrics import TranslationMetrics
 from axondeepsynth.training.panels import log_panel
@@ -42,24 +42,31 @@ class CycleGAN(pl.LightningModule):
         self, cfg: TranslatorConfig | dict, paired_val: bool = False, seed: int = 0
     ) -> None:
         super().__init__()
-        cfg = structured(TranslatorConfig, cfg) if isinstance(cfg, dict) else cfg
+        cfg = structured(TranslatorConfig, nested(cfg)) if isinstance(cfg, dict) else cfg
         # plain types only, so checkpoints load with torch.load(weights_only=True)
         self.save_hyperparameters({"cfg": plain(cfg), "paired_val": paired_val, "seed": seed})
         self.cfg, self.paired_val, self.seed = cfg, paired_val, seed
         self.automatic_optimization = False
-        gens = {"res_l2u": ResnetGenerator(cfg.resnet), "res_u2l": ResnetGenerator(cfg.resnet)}
+        gens = {
+            "res_l2u": ResnetGenerator(cfg.net.resnet),
+            "res_u2l": ResnetGenerator(cfg.net.resnet),
+        }
         discs = {
-            "patch_l": PatchDiscriminator(cfg.patch_disc),
-            "patch_u": PatchDiscriminator(cfg.patch_disc),
+            "patch_l": PatchDiscriminator(cfg.net.patch_disc),
+            "patch_u": PatchDiscriminator(cfg.net.patch_disc),
         }
         more_gens, more_discs = self.more_networks()  # built after the pair's: same init draws
         self.G, self.D = nn.ModuleDict(gens | more_gens), nn.ModuleDict(discs | more_discs)
-        set_recompute(self, cfg.recompute)
-        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-        if cfg.channels_last:
+        set_recompute(self, cfg.train.recompute)
+        self.memory_format = (
+            torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+        )
+        if cfg.train.channels_last:
             self.to(memory_format=self.memory_format)
-        self.G_ema = EMA(self.G, cfg.ema_decay)
-        if cfg.compile:  # in place, after the EMA copy: parameter names and the copy unchanged
+        self.G_ema = EMA(self.G, cfg.train.ema_decay)
+        if (
+            cfg.train.compile
+        ):  # in place, after the EMA copy: parameter names and the copy unchanged
             for net in self.G.values():
                 net.compile()
         self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
@@ -70,15 +77,18 @@ class CycleGAN(pl.LightningModule):
         cls, cfg: TranslatorConfig, *, tile: int, batch: int, sampler: str | None, samples: int
     ) -> None:
         """Refuse, before any work, what this translator cannot train on `batch` tiles of
-        `tile` px or sample with (`sampler` overrides `cfg.sampler`; `samples` draws)."""
-        for key, chosen in (("model.sampler", cfg.sampler), ("translator.sampler", sampler)):
+        `tile` px or sample with (`sampler` overrides `cfg.train.sampler`; `samples` draws)."""
+        for key, chosen in (
+            ("translator.train.sampler", cfg.train.sampler),
+            ("translator.sample.sampler", sampler),
+        ):
             if chosen is not None and chosen not in cls.samplers:
                 raise ConfigError(
                     key,
-                    f"model={cfg.name} has no {chosen} sampler",
+                    f"translator={cfg.name} has no {chosen} sampler",
                     f"set {key}={' or '.join(cls.samplers)}",
                 )
-        check_draws(cls, sampler or cfg.sampler, samples)
+        check_draws(cls, sampler or cfg.train.sampler, samples)
 
     def more_networks(self) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
         """Generators and discriminators a subclass trains beside the pair."""
@@ -87,13 +97,17 @@ class CycleGAN(pl.LightningModule):
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
         c = self.cfg
-        opt_g = torch.optim.Adam(self.G.parameters(), lr=c.lr_g, betas=tuple(c.betas), fused=True)
-        opt_d = torch.optim.Adam(self.D.parameters(), lr=c.lr_d, betas=tuple(c.betas), fused=True)
-        if not c.lr_decay:
+        opt_g = torch.optim.Adam(
+            self.G.parameters(), lr=c.train.lr_g, betas=tuple(c.train.betas), fused=True
+        )
+        opt_d = torch.optim.Adam(
+            self.D.parameters(), lr=c.train.lr_d, betas=tuple(c.train.betas), fused=True
+        )
+        if not c.train.lr_decay:
             return [opt_g, opt_d]
         epochs = max(1, self.trainer.max_epochs or 1)
         scheds = [
-            torch.optim.lr_scheduler.CosineAnnealingLR(o, epochs, eta_min=c.lr_min)
+            torch.optim.lr_scheduler.CosineAnnealingLR(o, epochs, eta_min=c.train.lr_min)
             for o in (opt_g, opt_d)
         ]
         return [opt_g, opt_d], scheds
@@ -115,7 +129,7 @@ class CycleGAN(pl.LightningModule):
         )
         gen = self._step_generator()
         # opt-in: one generator pass (with autograd) serves both steps, see TranslatorConfig
-        shared = self.generate(x_l, x_u, gen) if self.cfg.reuse_generator_pass else None
+        shared = self.generate(x_l, x_u, gen) if self.cfg.train.reuse_generator_pass else None
         # gradients are dropped right after each step, so D's never coexist with G's
         self.toggle_optimizer(opt_d)
         loss_d, logs = self.discriminator_loss(x_l, x_u, gen, shared)
@@ -180,12 +194,12 @@ class CycleGAN(pl.LightningModule):
             + F.softplus(-self.D["patch_u"](fake["x_u_res"])).mean()
         )
         loss_cycle = F.l1_loss(fake["x_l_cyc"], x_l) + F.l1_loss(fake["x_u_cyc"], x_u)
-        loss_g = loss_adv + loss_adv_cyc + self.cfg.lambda_l1 * (loss_l1 + loss_cycle)
-        if self.cfg.lambda_struct:  # off by default: the published losses, bitwise
+        loss_g = loss_adv + loss_adv_cyc + self.cfg.train.lambda_l1 * (loss_l1 + loss_cycle)
+        if self.cfg.train.lambda_struct:  # off by default: the published losses, bitwise
             loss_struct = structure_loss(x_l, fake["x_u_res"]) + structure_loss(
                 x_u, fake["x_l_res"]
             )
-            loss_g = loss_g + self.cfg.lambda_struct * loss_struct
+            loss_g = loss_g + self.cfg.train.lambda_struct * loss_struct
             logs["train/g_struct"] = loss_struct.detach()
         logs |= {
             "train/g_adv_cycle": loss_adv_cyc.detach(),
@@ -214,10 +228,11 @@ class CycleGAN(pl.LightningModule):
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """Translate [0, 1] images with the EMA generators; returns [0, 1] images."""
-        sampler = sampler or self.cfg.sampler
+        sampler = sampler or self.cfg.train.sampler
         if sampler not in self.samplers:
             raise ValueError(
-                f"model={self.cfg.name} has no {sampler} sampler (use {', '.join(self.samplers)})"
+                f"translator={self.cfg.name} has no {sampler} sampler "
+                f"(use {', '.join(self.samplers)})"
             )
         y = self.sample(self.inference_networks(), x * 2 - 1, direction, sampler, generator)
         return ((y.clamp(-1, 1) + 1) / 2).to(x.dtype)
@@ -250,7 +265,7 @@ class CycleGAN(pl.LightningModule):
         if self.paired_val:
             self.metrics.update("l2u", x_u_hat, x_u)
             self.metrics.update("u2l", x_l_hat, x_l)
-        if batch_idx == 0 and self.current_epoch % self.cfg.panel_every_n_epochs == 0:
+        if batch_idx == 0 and self.current_epoch % self.cfg.train.panel_every_n_epochs == 0:
             rows = [torch.cat([x_l, x_u_hat, x_l_cyc], -1), torch.cat([x_u, x_l_hat, x_u_cyc], -1)]
             log_panel(
                 self,

@@ -1,4 +1,4 @@
-"""The registry of translators, keyed by `model.name`."""
+"""The registry of translators, keyed by `translator.name`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ TRANSLATORS: dict[str, type] = {}
 
 
 def register(name: str) -> Callable[[T], T]:
-    """Class decorator: make a translator available as `model=<name>`."""
+    """Class decorator: make a translator available as `translator=<name>`."""
 
     def add(cls: T) -> T:
         TRANSLATORS[name] = cls
@@ -24,9 +24,9 @@ def register(name: str) -> Callable[[T], T]:
 def get(name: str) -> type:
     if name not in TRANSLATORS:
         raise ConfigError(
-            "model.name",
+            "translator.name",
             f"unknown translator '{name}'",
-            f"use one of {', '.join(TRANSLATORS)} (conf/model/)",
+            f"use one of {', '.join(TRANSLATORS)} (conf/translator/)",
         )
     return TRANSLATORS[name]
 
@@ -36,8 +36,8 @@ def check_draws(translator, sampler: str, samples: int) -> None:
     lists its stochastic samplers in `stochastic` (none when it has no such attribute)."""
     if samples > 1 and sampler not in getattr(translator, "stochastic", ()):
         raise ConfigError(
-            "translator.samples",
+            "translator.sample.samples",
             f"{samples} draws per image: the {sampler} sampler is deterministic",
-            "set translator.samples=1, or draw with a stochastic sampler "
-            "(model=syndiff, translator.sampler=diffusive)",
+            "set translator.sample.samples=1, or draw with a stochastic sampler "
+            "(translator=syndiff, translator.sample.sampler=diffusive)",
         )

@@ -35,7 +35,7 @@ class SynDiff(CycleGAN):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.diffusion = Diffusion(self.cfg.diffusion)
+        self.diffusion = Diffusion(self.cfg.net.diffusion)
 
     @classmethod
     def check(
@@ -43,33 +43,33 @@ class SynDiff(CycleGAN):
     ) -> None:
         super().check(cfg, tile=tile, batch=batch, sampler=sampler, samples=samples)
         m = cfg
-        if m.diffusive.image_size != tile:
+        if m.net.diffusive.image_size != tile:
             raise ConfigError(
-                "model.diffusive.image_size",
-                f"is {m.diffusive.image_size} but data.tile_size is {tile}",
+                "translator.net.diffusive.image_size",
+                f"is {m.net.diffusive.image_size} but translator.data.tile_size is {tile}",
                 "set both to the same size (the generator's attention sits at a fixed resolution)",
             )
-        group = min(batch, m.time_disc.stddev_group)
+        group = min(batch, m.net.time_disc.stddev_group)
         if batch % group:
             raise ConfigError(
-                "data.batch_size",
+                "translator.train.batch_size",
                 f"{batch} does not split into minibatch-stddev groups of {group}",
-                f"use a multiple of {m.time_disc.stddev_group} (or 1-{m.time_disc.stddev_group})",
+                f"use a multiple of {group} (or 1-{group})",
             )
-        down = 2 ** (len(m.time_disc.ch_mult) - 1)
+        down = 2 ** (len(m.net.time_disc.ch_mult) - 1)
         if tile % down:
             raise ConfigError(
-                "data.tile_size",
+                "translator.data.tile_size",
                 f"{tile} is not divisible by {down} (time discriminator depth)",
-                "pick a tile size that is a multiple of it, or shorten model.time_disc.ch_mult",
+                "pick a multiple of it, or shorten translator.net.time_disc.ch_mult",
             )
 
     def more_networks(self) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
         c = self.cfg
-        gens = {"diff_u2l": NCSNpp(c.diffusive), "diff_l2u": NCSNpp(c.diffusive)}
+        gens = {"diff_u2l": NCSNpp(c.net.diffusive), "diff_l2u": NCSNpp(c.net.diffusive)}
         return gens, {
-            "disc_l": TimeDiscriminator(c.time_disc),
-            "disc_u": TimeDiscriminator(c.time_disc),
+            "disc_l": TimeDiscriminator(c.net.time_disc),
+            "disc_u": TimeDiscriminator(c.net.time_disc),
         }
 
     def generate(
@@ -96,9 +96,9 @@ class SynDiff(CycleGAN):
         x_l_t, x_u_t = fake["x_l_t"].requires_grad_(True), fake["x_u_t"].requires_grad_(True)
         d_real_l, d_real_u = self._disc("l", x_l_t, fake), self._disc("u", x_u_t, fake)
         loss = F.softplus(-d_real_l).mean() + F.softplus(-d_real_u).mean()
-        if self.batches_seen % self.cfg.lazy_reg == 0:
+        if self.batches_seen % self.cfg.train.lazy_reg == 0:
             r1 = self._r1(d_real_l, x_l_t) + self._r1(d_real_u, x_u_t)
-            loss = loss + self.cfg.r1_gamma / 2 * r1
+            loss = loss + self.cfg.train.r1_gamma / 2 * r1
             logs["train/r1"] = r1.detach()
         loss = loss + (
             F.softplus(self._disc("l", fake["x_l_pos"], fake)).mean()
@@ -136,7 +136,7 @@ class SynDiff(CycleGAN):
 
     def _z(self, x: Tensor, gen: torch.Generator) -> Tensor:
         return torch.randn(
-            x.shape[0], self.cfg.diffusive.nz, device=x.device, dtype=x.dtype, generator=gen
+            x.shape[0], self.cfg.net.diffusive.nz, device=x.device, dtype=x.dtype, generator=gen
         )
 
     @staticmethod
@@ -155,5 +155,5 @@ class SynDiff(CycleGAN):
         if sampler == "resnet":
             return super().sample(nets, source, direction, sampler, generator)
         return self.diffusion.sample(
-            nets[f"diff_{direction}"], source, self.cfg.diffusive.nz, generator
+            nets[f"diff_{direction}"], source, self.cfg.net.diffusive.nz, generator
         )
