@@ -1,8 +1,12 @@
 """Keys and config groups of the old layout, each refused with one line that names its new place
-(`model.lr_g is now translator.train.lr_g`). Read by the entry point before Hydra composes, and
-by `validation` for keys a config file still sets. Imports no torch."""
+(`model.lr_g is now translator.train.lr_g`): on the command line and in the experiment file it
+picks, read by the entry point before Hydra composes. Imports no torch."""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import OmegaConf
 
 from axondeepsynth.errors import ConfigError
 
@@ -68,20 +72,49 @@ def new_place(key: str) -> str | None:
     return None
 
 
-def refuse_overrides(overrides: list[str]) -> None:
+def refuse_overrides(overrides: list[str], conf_dir: Path | None = None) -> None:
     """Refuse a command-line override of the old layout (`model.lr_g=1e-4`, `model=cyclegan`,
-    `+seg.k=3`), naming its new place."""
+    `+seg.k=3`), naming its new place; and the experiment file it picks in `conf_dir`."""
     for arg in overrides:
         if "=" not in arg or arg.startswith("hydra"):
             continue
         key, value = arg.split("=", 1)
         key = key.lstrip("+~")
-        if key in GROUPS:
+        if key == "experiment" and conf_dir is not None:
+            for name in value.split(","):  # a sweep over experiments
+                refuse_file(conf_dir / "experiment" / f"{name}.yaml")
+        elif key in GROUPS:
             raise ConfigError(
                 key, f"the config group {key} is now {GROUPS[key]}", f"pass {GROUPS[key]}={value}"
             )
-        if key.startswith("experiment"):
-            continue
-        new = new_place(key)
-        if new is not None:
+        elif (new := new_place(key)) is not None:
             raise ConfigError(key, f"{key} is now {new}", f"pass {new.split(' ')[0]}={value}")
+
+
+def refuse_file(path: Path) -> None:
+    """Refuse a config file (an experiment) that sets a key or overrides a group of the old
+    layout, naming the file, the key and its new place."""
+    if not path.is_file():
+        return  # Hydra names what it cannot find
+    content = OmegaConf.to_container(OmegaConf.load(path)) or {}
+    for entry in content.pop("defaults", []):
+        group = next(iter(entry)) if isinstance(entry, dict) else ""
+        old = group.removeprefix("override ").strip("/ ")
+        if old in GROUPS:
+            raise ConfigError(
+                old,
+                f"{path}: the config group {old} is now {GROUPS[old]}",
+                f"write `override /{GROUPS[old]}: {entry[group]}`",
+            )
+    for key in _keys(content):
+        if (new := new_place(key)) is not None:
+            raise ConfigError(key, f"{path}: {key} is now {new}", "move it there in that file")
+
+
+def _keys(tree: dict, prefix: str = "") -> list[str]:
+    """The dotted keys of a nested mapping's leaves."""
+    out = []
+    for name, value in tree.items():
+        key = f"{prefix}{name}"
+        out += _keys(value, key + ".") if isinstance(value, dict) and value else [key]
+    return out

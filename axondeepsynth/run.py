@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -66,7 +67,7 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     try:
-        refuse_overrides(sys.argv[1:])
+        refuse_overrides(sys.argv[1:], Path(__file__).parents[1] / "conf")
     except AxonDeepSynthError as err:
         sys.exit(f"error: {err}")
     main()

@@ -67,7 +67,7 @@ def overridden(base: tuple[str, ...], *changes: str) -> tuple[str, ...]:
 
 def compose_cfg(*overrides: str, tmp: Path = Path("/tmp/ads")) -> Config:
     """The validated config a user would get from `python -m axondeepsynth.run OVERRIDES`."""
-    refuse_overrides(list(overrides))
+    refuse_overrides(list(overrides), REPO / "conf")
     with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
         cfg = compose(
             "config", [f"paths.root_dir={tmp}", f"paths.output_dir={tmp}/out", *overrides]

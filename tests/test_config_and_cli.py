@@ -53,6 +53,22 @@ def test_every_new_place_of_an_old_key_is_in_the_schema() -> None:
         assert (REPO / "conf" / new).is_dir() and not (REPO / "conf" / old).exists()
 
 
+def test_an_experiment_file_of_the_old_layout_is_refused_naming_it(tmp_path: Path) -> None:
+    old = tmp_path / "experiment" / "mine.yaml"
+    old.parent.mkdir()
+    old.write_text("# @package _global_\ndefaults:\n  - override /model: cyclegan_tiny\n")
+    with pytest.raises(ConfigError, match="mine.yaml: the config group model is now translator"):
+        moved.refuse_overrides(["+experiment=mine"], tmp_path)
+    old.write_text("# @package _global_\nseg:\n  net:\n    tta_flips: false\n")
+    with pytest.raises(ConfigError, match=r"mine.yaml: seg.net.tta_flips is now segmenter.predict"):
+        moved.refuse_overrides(["+experiment=mine"], tmp_path)
+    old.write_text("# @package _global_\ndata:\n  tile_size: 64\n")
+    with pytest.raises(ConfigError, match=r"data.tile_size is now translator.data.tile_size"):
+        moved.refuse_overrides(["+experiment=mine"], tmp_path)
+    for recipe in (REPO / "conf" / "experiment").glob("*.yaml"):  # ours are of the new layout
+        moved.refuse_file(recipe)
+
+
 def test_the_entry_point_refuses_an_old_key_in_one_line() -> None:
     result = run_module("axondeepsynth.run", "+experiment=demo", "seg.fold=all")
     assert result.returncode != 0 and "Traceback" not in result.stderr

@@ -49,7 +49,7 @@ def test_parallel_jobs_sharing_a_directory_produce_once(tmp_path: Path) -> None:
 def test_another_configuration_is_refused(tmp_path: Path) -> None:
     once(tmp_path, "key-a", lambda: Made(1), Made)
     assert once(tmp_path, "key-a", lambda: pytest.fail("redone"), Made) == Made(1)
-    with pytest.raises(AxonDeepSynthError, match="(?s)another configuration.*translator.sample.ckpt_path"):
+    with pytest.raises(AxonDeepSynthError, match="(?s)another configuration.*sample.ckpt_path"):
         once(tmp_path, "key-b", lambda: Made(2), Made)
 
 
