@@ -121,6 +121,7 @@ class PredictConfig:
     which: Which = Which.last
     tta_flips: bool = True  # average softmax over h/v flips
     window: Window = Window.gaussian  # tile blending
+    precision: str = "32"  # 32 | bf16 (autocast; the Lightning proxy on CPUs with avx512_bf16)
     # with segmenter.fold "all", each strategy that labels all of U is also scored with its k
     # folds' proxies averaged (nnU-Net's way; pseudo_labels/<strategy>/ensemble/): what it
     # makes then depends less on which L images one fold left out, and that is the kept model

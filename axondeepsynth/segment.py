@@ -206,7 +206,13 @@ class KeptModel:
         self.meta = meta = read_meta(root)
         self.members = [
             (
-                proxy.load(root / m["checkpoint"], device, meta["tta_flips"], meta["window"]),
+                proxy.load(
+                    root / m["checkpoint"],
+                    device,
+                    meta["tta_flips"],
+                    meta["window"],
+                    meta.get("precision", "32"),  # models kept before it was recorded: fp32
+                ),
                 m["input"],
             )
             for m in meta["members"]

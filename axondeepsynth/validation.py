@@ -152,6 +152,18 @@ def _validate_segmentation(obj: Config) -> None:
         "pick a multiple of it or lower segmenter.net.unet.depth",
     )
     postprocess.validate_config(p.postprocess, "segmenter.predict.postprocess")
+    check(
+        p.precision in ("32", "bf16"),
+        "segmenter.predict.precision",
+        f"unknown precision '{p.precision}'",
+        "use 32 or bf16",
+    )
+    check(
+        p.precision == "32" or s.backend == Backend.lightning,
+        "segmenter.predict.precision",
+        "nnU-Net's predictor sets its own precision",
+        "set segmenter.predict.precision=32 with segmenter.backend=nnunet",
+    )
     validate_nnunet(s.nnunet, "segmenter.nnunet")
     check(
         s.backend != "nnunet" or importlib.util.find_spec("nnunetv2") is not None,

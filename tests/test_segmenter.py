@@ -230,3 +230,22 @@ def test_lightning_fit_logs_validation_dice(tmp_path: Path) -> None:
     loaded = Segmenter.load_from_checkpoint(tmp_path / "seg.ckpt", weights_only=True)
     assert loaded.cfg == cfg
     torch.testing.assert_close(loaded.state_dict(), model.state_dict())
+
+
+def test_bf16_prediction_stays_near_fp32_and_nnunet_keeps_its_own() -> None:
+    """segmenter.predict.precision=bf16: the network under bf16 autocast, probabilities still
+    fp32 and within 0.05 of fp32's; refused for nnU-Net, whose predictor sets its own."""
+    from conftest import compose_cfg
+
+    from axondeepsynth.errors import ConfigError
+
+    torch.manual_seed(0)
+    model = Segmenter(SegmenterConfig(unet=UNetConfig(base_channels=4, depth=2))).eval()
+    image = np.random.default_rng(0).random((48, 40), dtype=np.float32)
+    fp32 = model.predict_proba(image, 16, 4, 2)
+    model.bf16 = True
+    bf16 = model.predict_proba(image, 16, 4, 2)
+    assert bf16.dtype == fp32.dtype == np.float32 and not np.array_equal(bf16, fp32)
+    assert np.abs(bf16 - fp32).max() < 0.05
+    with pytest.raises(ConfigError, match="nnU-Net's predictor sets its own precision"):
+        compose_cfg("segmenter.backend=nnunet", "segmenter.predict.precision=bf16")

@@ -126,7 +126,9 @@ class Predictions:
             return np.load(path)
         if ckpt not in self.models:
             p = self.predict
-            self.models[ckpt] = proxy.load(ckpt, self.run.device, p.tta_flips, str(p.window))
+            self.models[ckpt] = proxy.load(
+                ckpt, self.run.device, p.tta_flips, str(p.window), p.precision
+            )
         if shown not in self.inputs:
             self.inputs[shown] = model_inputs(self.run, shown)
         model = self.models[ckpt]

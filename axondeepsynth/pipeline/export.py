@@ -87,6 +87,7 @@ def export(run: Run, strategy: Strategy, part: Part, checkpoint_of) -> Path:
         "overlap": p.tile_overlap,
         "tta_flips": p.tta_flips,
         "window": str(p.window),
+        "precision": p.precision,
         "postprocess": asdict(p.postprocess),
         "members": members,
         "translator": translator,

@@ -20,16 +20,22 @@ class Proxy(Protocol):
 
 
 def load(
-    path: str | Path, device: str = "cpu", mirroring: bool = True, window: str = "gaussian"
+    path: str | Path,
+    device: str = "cpu",
+    mirroring: bool = True,
+    window: str = "gaussian",
+    precision: str = "32",
 ) -> Proxy:
     """Lightning's `.ckpt` or an nnU-Net fold's `.pth`, predicting with test-time mirroring
-    or not and (Lightning; nnU-Net's is Gaussian) the given tile blending window."""
+    or not and (Lightning; nnU-Net's is Gaussian, its own precision) the given tile blending
+    window and precision (32, or bf16 autocast)."""
     if Path(path).suffix == ".pth":
         from axondeepsynth.training.nnunet import Proxy as NnUNetProxy
 
         return NnUNetProxy(path, device, mirroring)
     model = Segmenter.load_from_checkpoint(path, map_location=device, weights_only=True)
     model.tta_flips, model.window = mirroring, window  # how to apply it, not what it is
+    model.bf16 = precision == "bf16"
     return model
 
 

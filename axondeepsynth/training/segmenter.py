@@ -66,7 +66,7 @@ class Segmenter(pl.LightningModule):
         self.cfg = cfg or SegmenterConfig()
         self.save_hyperparameters({"cfg": plain(self.cfg)})
         # how whole images are predicted (segmenter.predict's, set by `proxy.load`)
-        self.tta_flips, self.window = True, "gaussian"
+        self.tta_flips, self.window, self.bf16 = True, "gaussian", False
         self.net = UNet(self.cfg.unet)
         self.val_dice = nn.ModuleDict({name: MeanMetric() for name in EVAL_CLASSES})
 
@@ -113,9 +113,12 @@ class Segmenter(pl.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": poly, "interval": "epoch"}}
 
     def probabilities(self, x: Tensor) -> Tensor:
-        """Softmax [B, C, H, W] of normalised images [B, 1, H, W], flip-averaged if `tta_flips`."""
+        """Softmax [B, C, H, W] of normalised images [B, 1, H, W], flip-averaged if `tta_flips`,
+        the network under bf16 autocast if `bf16`."""
         flips = FLIPS if self.tta_flips else FLIPS[:1]
-        return sum(self(x.flip(d)).softmax(1).flip(d) for d in flips) / len(flips)
+        with torch.autocast(x.device.type, torch.bfloat16, enabled=self.bf16):
+            probs = [self(x.flip(d)).float().softmax(1).flip(d) for d in flips]
+        return sum(probs) / len(flips)
 
     def predict_proba(
         self,
