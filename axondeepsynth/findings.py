@@ -135,9 +135,8 @@ def aggregate(records: list[dict]) -> list[dict]:
                 if scores.get("mean") is not None:
                     _add_fold(group["folds"], str(fold), scores, key, record["path"])
             ensemble = body.get("ensemble") or {}
-            if (
-                ensemble.get("mean") is not None
-            ):  # the folds' proxies averaged (segmenter.predict.ensemble)
+            # the folds' proxies averaged (segmenter.predict.ensemble)
+            if ensemble.get("mean") is not None:
                 group["ensemble"] = {c: float(ensemble["mean"][c]) for c in CLASSES}
     rows = [_row(key, group) for key, group in groups.items() if group["folds"]]  # scored ones
     return sorted(rows, key=_sort_key)

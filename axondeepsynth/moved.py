@@ -16,8 +16,10 @@ _TRANSLATOR_TRAIN = (
     "lr_decay", "ema_decay", "reuse_generator_pass", "sampler", "monitor", "monitor_mode",
     "recompute", "channels_last", "compile", "panel_every_n_epochs",
 )  # fmt: skip
-_SAMPLE = ("ckpt_path", "dir", "directions", "sampler", "batch_size", "precision", "compile")
-_SAMPLE += ("seed", "samples")
+_SAMPLE = (
+    "ckpt_path", "dir", "directions", "sampler", "batch_size", "precision", "compile", "seed",
+    "samples",
+)  # fmt: skip
 
 # old key (or prefix) -> its new place; the longest matching prefix wins
 KEYS: dict[str, str] = {

@@ -47,9 +47,8 @@ class Translation:
     checkpoint: str
     sampler: str
     files: dict[str, str]  # sample key -> translated image
-    draws: list[dict[str, str]] = field(
-        default_factory=list
-    )  # translator.sample.samples > 1: the rest
+    # translator.sample.samples > 1: the other draws
+    draws: list[dict[str, str]] = field(default_factory=list)
 
     def images(self, key: str) -> list[str]:
         """Every draw of one source image's translation, the first first."""

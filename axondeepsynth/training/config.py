@@ -41,7 +41,7 @@ class TranslatorTrainConfig:
     """The translator's losses, optimisation and schedule; defaults are SynDiff's published
     ones."""
 
-    max_epochs: int = 10  # of translator.data.tiles_per_epoch tiles each
+    max_epochs: int = 10  # of tiles_per_epoch tiles each
     tiles_per_epoch: int = 256
     batch_size: int = 1
     lambda_l1: float = 0.5

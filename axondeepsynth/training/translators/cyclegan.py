@@ -64,9 +64,8 @@ class CycleGAN(pl.LightningModule):
         if cfg.train.channels_last:
             self.to(memory_format=self.memory_format)
         self.G_ema = EMA(self.G, cfg.train.ema_decay)
-        if (
-            cfg.train.compile
-        ):  # in place, after the EMA copy: parameter names and the copy unchanged
+        # in place, after the EMA copy: parameter names and the copy unchanged
+        if cfg.train.compile:
             for net in self.G.values():
                 net.compile()
         self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
