@@ -54,9 +54,10 @@ lint: install
 bench: install
 	$(PY) -m benchmarks
 
-# the GPU rows alone (fp32 / bf16-mixed / channels_last / compile it/s and TFLOP/s)
+# one short device run (<= 10 min): the GPU training rows (fp32 / bf16-mixed / channels_last /
+# compile: it/s, memory, MFU) and a short real TEM -> SEM fit of the full SynDiff with translation
 bench-gpu: install
-	$(PY) -m benchmarks --skip train translate memory data seg demo
+	$(PY) -m benchmarks.gpu
 
 report: install
 	$(PY) -m axondeepsynth.report logs

@@ -281,18 +281,34 @@ def segment(
     beside: bool = False,
     block: int = BLOCK,
 ) -> None:
-    """Segment one image and write its masks and confidence map at its stored size.
+    """Segment one image and write its masks and confidence map at its stored size."""
+    ps = pixel_size_of(job.record, pixel_size)
+    pred, conf = predict(model, job.record, ps, block)
+    name = job.record.name
+    images.write_png(job.out / f"{name}{OUTPUTS[-1]}", conf)
+    del conf
+    for kind, mask in to_masks(pred):
+        images.write_png(job.out / f"{name}_seg-{kind}.png", mask)  # the first three OUTPUTS
+        del mask  # before the next is made
+    if beside:
+        write_beside(job, ps)
+
+
+def predict(
+    model: KeptModel, record: ImageRecord, ps: float, block: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The cleaned labels and the 8-bit confidence of an image at its stored size.
 
     An image larger than `block` px a side at the model's pixel size is segmented block by
     block, each read with a margin of context and normalised on its own (as the proxies'
-    training images were), into 8-bit maps: memory follows the block, not the mosaic.
+    training images were), into 8-bit maps: memory follows the block, not the mosaic, apart
+    from the stored image and these two maps.
     """
     from axondeepsynth.inference import confidence
     from axondeepsynth.training import proxy
 
     m = model.meta
-    ps = pixel_size_of(job.record, pixel_size)
-    gray, to_unit = images.read_gray(job.record.image)  # masks are not needed
+    gray, to_unit = images.read_gray(record.image)  # masks are not needed
     factor = scale_factor(ps, m["pixel_size_um"], None)
     tile = max(m["tile"], (m["translator"] or {}).get("tile", 0))
     native_block, margin = (math.ceil(n / factor) for n in (block, tile))
@@ -300,18 +316,12 @@ def segment(
     pred, conf = np.empty(gray.shape, np.uint8), np.empty(gray.shape, np.uint8)
     parts = list(stitch.blocks(gray.shape, native_block, margin))
     for region, core, inner in tqdm(parts, desc="blocks", leave=False, disable=len(parts) == 1):
-        part = Sample(job.record.name, job.record.subject, to_unit(gray[region]), ps, None,
-                      job.record.image)  # fmt: skip
+        part = Sample(record.name, record.subject, to_unit(gray[region]), ps, None, record.image)
         working = resample(part, factor, m["resize"])
         probs = proxy.resized(model.probabilities(working.image), part.image.shape)
         labels = postprocess.clean(probs.argmax(0).astype(np.uint8), ps, cleaning, part.image)
         pred[core], conf[core] = labels[inner], images.as_uint8(confidence(probs)[inner])
-    name = job.record.name
-    for kind, mask in to_masks(pred).items():
-        images.write_png(job.out / f"{name}_seg-{kind}.png", mask)  # the first three OUTPUTS
-    images.write_png(job.out / f"{name}{OUTPUTS[-1]}", conf)
-    if beside:
-        write_beside(job, ps)
+    return pred, conf
 
 
 def main(argv: list[str] | None = None) -> int:

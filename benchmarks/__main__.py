@@ -41,6 +41,7 @@ GPU_MODES = {  # ours, on a GPU
     ],
 }  # fmt: skip
 BF16_PEAK_TFLOPS = {"H100 PCIe": 756.0, "H100": 989.4, "H200": 989.4, "A100": 312.0}  # dense
+MOSAIC = "4000"  # px a side: `segment` with the demo's kept model (benchmarks/README.md: 20000²)
 RESNET_VARIANTS = ["8", "8:bf16", "8:compile", "8:bf16:compile", "1:bf16:compile"]
 
 
@@ -158,7 +159,7 @@ def main() -> None:
         "--skip",
         nargs="*",
         default=[],
-        choices=["train", "gpu", "translate", "memory", "data", "seg", "demo"],
+        choices=["train", "gpu", "translate", "memory", "data", "seg", "demo", "mosaic"],
     )
     a = parser.parse_args()
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
@@ -192,6 +193,9 @@ def main() -> None:
         results["seg"] = run("benchmarks.data_and_seg", "seg", "--size", "2048")
     if "demo" not in a.skip:
         results["demo"] = demo(stamp)
+        if "mosaic" not in a.skip and "wall_s" in results["demo"]:  # segment with its model
+            model = f"logs/bench/demo_{stamp}/model"
+            results["mosaic"] = run("benchmarks.segment_mosaic", model, "--size", MOSAIC)
     print_summary(results)
     out = ROOT / "logs" / "bench" / f"{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -275,6 +279,15 @@ def print_summary(r: dict) -> None:
     if "demo" in r:
         d = r["demo"]
         print(f"make demo: {d['wall_s']:.0f} s" if "wall_s" in d else f"make demo: {d['error']}")
+    if "mosaic" in r:
+        m = r["mosaic"]
+        print(
+            f"segment {m['size']}² ({m['strategy']}, {m['members']} proxies): "
+            f"{m['mpix_per_s']:.3f} MPix/s ({m['model_mpix_per_s']:.3f} at the model's pixel "
+            f"size), peak {m['peak_rss_mb'] / 1024:.2f} GB"
+            if "wall_s" in m
+            else f"segment mosaic: {m['error']}"
+        )
 
 
 if __name__ == "__main__":

@@ -122,9 +122,30 @@ def test_axonmyelin_thresholds_like_axondeepseg() -> None:
     mask = np.array([[0, 90, 100, 127, 150, 200, 201, 255]], np.uint8)
     assert labels.from_axonmyelin(mask).tolist() == [[0, 0, 1, 1, 1, 1, 2, 2]]
     lab = np.array([[0, 1, 2]], np.uint8)
-    masks = labels.to_masks(lab)
+    masks = dict(labels.to_masks(lab))
     assert masks["axonmyelin"].tolist() == [[0, 127, 255]]
     assert labels.from_masks(masks["axon"], masks["myelin"]).tolist() == lab.tolist()
+
+
+def test_masks_are_made_one_at_a_time_a_byte_a_pixel() -> None:
+    """A 20000² mosaic's masks must fit beside its label map: each made with a byte a pixel of
+    temporaries at most (np.choose and np.where with int scalars made eight)."""
+    import tracemalloc
+
+    lab = np.random.default_rng(0).integers(0, 3, (1000, 1000), dtype=np.uint8)
+    made, peak = [], 0
+    tracemalloc.start()
+    for kind, mask in labels.to_masks(lab):
+        peak = max(peak, tracemalloc.get_traced_memory()[1])
+        made.append((kind, mask.dtype, int(mask.max())))
+        del mask
+    tracemalloc.stop()
+    assert made == [
+        ("axon", np.uint8, 255),
+        ("myelin", np.uint8, 255),
+        ("axonmyelin", np.uint8, 255),
+    ]
+    assert peak < 2.5 * lab.nbytes
 
 
 def test_axondeepseg_missing_pixel_size(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 BACKGROUND, MYELIN, AXON = 0, 1, 2
@@ -111,17 +113,21 @@ def from_masks(axon: np.ndarray | None, myelin: np.ndarray | None) -> np.ndarray
 
 
 def to_axonmyelin(labels: np.ndarray) -> np.ndarray:
-    """Labels -> AxonDeepSeg's 0/127/255 axonmyelin mask."""
-    return np.choose(labels, np.array([0, 127, 255], np.uint8)).astype(np.uint8)
+    """Labels -> AxonDeepSeg's 0/127/255 axonmyelin mask (a byte a pixel all along: np.choose
+    took eight, 3.2 GB more on a 20000² mosaic)."""
+    mask = np.zeros(labels.shape, np.uint8)
+    mask[labels == MYELIN] = 127
+    mask[labels == AXON] = 255
+    return mask
 
 
-def to_masks(labels: np.ndarray) -> dict[str, np.ndarray]:
-    """Labels -> AxonDeepSeg's three masks keyed by `axon`, `myelin`, `axonmyelin`."""
-    return {
-        "axon": np.where(labels == AXON, 255, 0).astype(np.uint8),
-        "myelin": np.where(labels == MYELIN, 255, 0).astype(np.uint8),
-        "axonmyelin": to_axonmyelin(labels),
-    }
+def to_masks(labels: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
+    """Labels -> AxonDeepSeg's three uint8 masks (`axon`, `myelin`, `axonmyelin`), made one at
+    a time so that a mosaic's masks are written without holding all three."""
+    on, off = np.uint8(255), np.uint8(0)
+    yield "axon", np.where(labels == AXON, on, off)
+    yield "myelin", np.where(labels == MYELIN, on, off)
+    yield "axonmyelin", to_axonmyelin(labels)
 
 
 def axon_diameters(labels: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -65,5 +66,7 @@ def run_stages(cfg: Config) -> float | None:
     with logger_files_in(run.out):
         for stage in cfg.stages:
             log.info("stage %s -> %s", stage, run.out)
+            start = time.perf_counter()
             stage_function(stage)(run)
+            log.info("stage %s took %.1f s", stage, time.perf_counter() - start)
     return run.outputs.objective

@@ -186,7 +186,7 @@ def evaluate_fold(
         probs = proxy.resized(probs, sample.image.shape)
         pred, conf = probs.argmax(0).astype(np.uint8), confidence(probs)
         pred = postprocess.clean(pred, sample.pixel_size, seg.predict.postprocess, sample.image)
-        for kind, mask in to_masks(pred).items():
+        for kind, mask in to_masks(pred):
             images.write_png(out / f"{sample.key}_seg-{kind}.png", mask)
         images.write_png(run.confidence_file(strategy.name, part, sample.key), conf)
         confidences[sample.key] = round(image_confidence(conf, pred), 6)

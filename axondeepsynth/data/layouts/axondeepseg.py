@@ -110,7 +110,7 @@ def write(
             continue  # written by an interrupted run (the image file is always written last)
         io.write_text(path.parent / PIXEL_SIZE_FILE, f"{s.pixel_size:.6g}\n")
         if s.labels is not None:
-            for kind, mask in to_masks(s.labels).items():
+            for kind, mask in to_masks(s.labels):
                 images.write_png(path.parent / f"image_seg-{kind}.png", mask)
         images.write_png(path, s.image)
     return paths

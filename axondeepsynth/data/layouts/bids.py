@@ -243,7 +243,7 @@ def write(
         )
         if s.labels is not None:
             seg = root / "derivatives" / "labels" / s.subject / "micr"
-            for kind, mask in to_masks(s.labels).items():
+            for kind, mask in to_masks(s.labels):
                 images.write_png(seg / f"{path.stem}_seg-{kind}-manual.png", mask)
         images.write_png(path, s.image)
     return paths
