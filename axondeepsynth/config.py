@@ -109,6 +109,9 @@ class SegmenterTrainConfig:
     max_epochs: int = 50
     tiles_per_epoch: int = 256
     batch_size: int = 8
+    # Lightning's precision for the proxies alone (bf16-mixed: autocast on CPUs with
+    # avx512_bf16 or AMX, and GPUs); None: trainer.precision, as the translator trains
+    precision: str | None = None
 
 
 @dataclass

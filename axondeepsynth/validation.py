@@ -23,6 +23,8 @@ from axondeepsynth.errors import ConfigError
 from axondeepsynth.schema import check
 from axondeepsynth.training.config import validate_nnunet, validate_translator
 
+# Lightning's precision names (Trainer(precision=...)) a training stage may take
+TRAINING_PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
 TRANSLATE = "add translate to stages (a translator.sample.dir of an earlier run is reused)"
 
 
@@ -163,6 +165,18 @@ def _validate_segmentation(obj: Config) -> None:
         "segmenter.predict.precision",
         "nnU-Net's predictor sets its own precision",
         "set segmenter.predict.precision=32 with segmenter.backend=nnunet",
+    )
+    check(
+        t.precision in (None, *TRAINING_PRECISIONS),
+        "segmenter.train.precision",
+        f"unknown precision '{t.precision}'",
+        f"use one of {', '.join(TRAINING_PRECISIONS)}, or null for trainer.precision",
+    )
+    check(
+        t.precision is None or s.backend == Backend.lightning,
+        "segmenter.train.precision",
+        "nnU-Net trains with its own precision",
+        "leave segmenter.train.precision null with segmenter.backend=nnunet",
     )
     validate_nnunet(s.nnunet, "segmenter.nnunet")
     check(

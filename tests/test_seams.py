@@ -240,6 +240,7 @@ def test_speed_and_display_switches_never_change_a_stage_key(tmp_path: Path) -> 
         ("translator.train.lambda_l1=1.0", {0, 1, 2, 4}),  # the translator and what depends on it
         ("translator.sample.sampler=resnet", {1, 2, 4}),
         ("segmenter.net.lr=0.1", {3, 4}),
+        ("segmenter.train.precision=bf16-mixed", {3, 4}),
         ("segmenter.predict.tta_flips=false", {4}),  # predicting, not training
         (
             "segmenter.nnunet.epochs=5",
@@ -328,6 +329,35 @@ def test_any_trainer_argument_reaches_the_trainer(tmp_path: Path) -> None:
     )
     trainer = build_trainer(cfg, tmp_path)
     assert trainer.gradient_clip_val == 0.5 and trainer.fast_dev_run is True
+
+
+def test_the_proxies_train_in_their_own_precision_and_the_translator_in_the_trainers(
+    tmp_path: Path,
+) -> None:
+    from axondeepsynth.pipeline.train_segmenter import proxy_trainer
+
+    cfg = compose_cfg("segmenter.train.precision=bf16-mixed", "logger=none", tmp=tmp_path)
+    assert proxy_trainer(cfg, tmp_path / "proxy").precision == "bf16-mixed"
+    assert build_trainer(cfg, tmp_path / "translator").precision == "32-true"
+    cfg = compose_cfg("trainer.precision=bf16-mixed", "logger=none", tmp=tmp_path)
+    assert proxy_trainer(cfg, tmp_path / "proxy").precision == "bf16-mixed"  # null: the trainer's
+    for bad, why in (("16", "unknown precision"), ("bf16-mixed", "nnU-Net trains with its own")):
+        with pytest.raises(ConfigError, match=why):
+            compose_cfg(f"segmenter.train.precision={bad}", "segmenter.backend=nnunet")
+
+
+def test_bf16_on_a_cpu_that_would_emulate_it_is_named(tmp_path: Path, monkeypatch) -> None:
+    from axondeepsynth.pipeline import emulated_bf16
+
+    cfg = compose_cfg(
+        "segmenter.train.precision=bf16-mixed", "segmenter.predict.precision=bf16", tmp=tmp_path
+    )
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert emulated_bf16(cfg) == []
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    assert emulated_bf16(cfg) == ["segmenter.train.precision", "segmenter.predict.precision"]
+    assert emulated_bf16(compose_cfg(tmp=tmp_path)) == []  # fp32 everywhere: nothing to say
 
 
 def test_a_strategy_that_reruns_the_command_per_rank_is_refused(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import pytorch_lightning as pl
 
+from axondeepsynth.config import Config
 from axondeepsynth.data.datamodules import SegmentationDataModule
 from axondeepsynth.data.folds import splits
 from axondeepsynth.data.labels import IGNORE
@@ -172,6 +173,13 @@ def _nnunet_trainer(run: Run, train_set: str, samples: list[Sample], origin: str
     return fit_fold
 
 
+def proxy_trainer(cfg: Config, root: Path) -> pl.Trainer:
+    """The proxies' trainer: `trainer.*` with their own epochs and, when set, precision."""
+    t = cfg.segmenter.train
+    own = {"precision": t.precision} if t.precision else {}
+    return build_trainer(cfg, root, "val/dice_mean", "max", max_epochs=t.max_epochs, **own)
+
+
 def _train(run: Run, samples: list[Sample], fold: int, root: Path) -> SegmenterCheckpoints:
     cfg, seg = run.cfg, run.cfg.segmenter
     pl.seed_everything(cfg.seed + fold, workers=True, verbose=False)
@@ -187,7 +195,7 @@ def _train(run: Run, samples: list[Sample], fold: int, root: Path) -> SegmenterC
         seg.net.normalize,
     )
     module = Segmenter(seg.net)
-    trainer = build_trainer(cfg, root, "val/dice_mean", "max", max_epochs=seg.train.max_epochs)
+    trainer = proxy_trainer(cfg, root)
     # resume=last resumes the fold from its newest readable last.ckpt or interrupted.ckpt
     resume = resume_from(root / "checkpoints") if cfg.resume == "last" else None
     trainer.fit(module, dm, ckpt_path=resume, weights_only=True)
