@@ -9,8 +9,8 @@
    translator=syndiff trainer=gpu`, 256² tiles, `--fit-batches` batches of 4), then the
    translation of every image both ways with the diffusive sampler. Wall time of each stage,
    batches/s; the run directory keeps the translations and the training's panels.
-Each part runs in a process of its own under a time limit, so one that hangs or runs out of
-memory is recorded and the other still runs. Saved to logs/bench/gpu_<time>.json.
+Each row and the fit run in processes of their own, so one that runs out of memory is recorded
+and the rest still run; the fit also stops at FIT_LIMIT_S. Saved to logs/bench/gpu_<time>.json.
 """
 
 from __future__ import annotations
