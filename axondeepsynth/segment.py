@@ -11,7 +11,8 @@ that mirrors the inputs' (no image is copied). Only images of the model's modali
 from a dataset (`--modality` for others); masks beside them are not read. Images without a
 pixel size, and outputs that exist and were not written by this model into this `--out`, are
 refused before any work, one line each. `--out/segment.json` records each image once its
-outputs are whole, so a stopped run started again continues where it stopped.
+outputs are whole, and the one being written, so a run stopped anywhere (kill -9 mid-write
+included) started again continues where it stopped.
 """
 
 from __future__ import annotations
@@ -105,34 +106,55 @@ def of_modality(jobs: list[Job], modality: str | None) -> list[Job]:
 
 
 class Record:
-    """`<out>/segment.json`: the model that writes into `out`, and the images it has finished
-    (by their first output's path), so a re-run with that model skips them."""
+    """`<out>/segment.json`: the model that writes into `out`, the images it has finished and
+    the one it was writing (by their first output's path). A re-run with that model skips the
+    finished ones and writes over the outputs of one it was stopped in (kill -9 included)."""
 
     def __init__(self, out: Path, model: Path) -> None:
         self.path = out / "segment.json"
         self.model = hashlib.sha1((model / MODEL_FILE).read_bytes()).hexdigest()[:12]
         self.done: dict[str, str] = {}
+        self.writing: dict[str, str] = {}
         if self.path.is_file():
             try:
                 kept = json.loads(self.path.read_text())
                 if kept["model"] == self.model:
                     self.done = dict(kept["done"])
+                    self.writing = dict(kept.get("writing", {}))  # records before it: none
             except (ValueError, KeyError, TypeError):
                 raise AxonDeepSynthError(
                     f"{self.path}: not a record of this tool; remove it, or pass another --out"
                 ) from None
 
+    @staticmethod
+    def _key(job: Job) -> str:
+        return str(job.out / f"{job.record.name}{OUTPUTS[0]}")
+
     def finished(self, job: Job) -> bool:
-        return str(job.out / f"{job.record.name}{OUTPUTS[0]}") in self.done
+        return self._key(job) in self.done
+
+    def started(self, job: Job) -> bool:
+        """This model began writing the job's outputs and was stopped."""
+        return self._key(job) in self.writing
+
+    def start(self, job: Job) -> None:
+        self.writing = {self._key(job): str(job.record.image)}
+        self._save()
 
     def add(self, job: Job) -> None:
-        self.done[str(job.out / f"{job.record.name}{OUTPUTS[0]}")] = str(job.record.image)
-        io.write_text(self.path, json.dumps({"model": self.model, "done": self.done}, indent=1))
+        self.done[self._key(job)] = str(job.record.image)
+        self.writing = {}
+        self._save()
+
+    def _save(self) -> None:
+        record = {"model": self.model, "done": self.done, "writing": self.writing}
+        io.write_text(self.path, json.dumps(record, indent=1))
 
 
-def refusals(jobs: list[Job], pixel_size: float | None) -> list[str]:
+def refusals(jobs: list[Job], pixel_size: float | None, record: Record) -> list[str]:
     """One line per image that cannot be segmented as asked, before any work: no pixel size,
-    an output that exists, or two images that would write the same outputs."""
+    an output that exists (but those of the image `record` was stopped in), or two images that
+    would write the same outputs."""
     lines, taken = [], {}
     for job in jobs:
         r = job.record
@@ -146,7 +168,7 @@ def refusals(jobs: list[Job], pixel_size: float | None) -> list[str]:
             )
         taken[first] = r.image
         existing = [p for p in (job.out / f"{r.name}{end}" for end in OUTPUTS) if p.exists()]
-        if existing:
+        if existing and not record.started(job):
             lines.append(
                 f"{existing[0]}: already exists; pass another --out (nothing is overwritten)"
             )
@@ -361,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         record = Record(args.out, args.model)
         todo = [job for job in jobs if not record.finished(job)]
-        problems = refusals(todo, args.pixel_size)
+        problems = refusals(todo, args.pixel_size, record)
         if problems:
             print("\n".join(problems), file=sys.stderr)
             return 2
@@ -371,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         model = KeptModel(args.model, args.device)
         for job in tqdm(todo, desc="segmenting", unit="img"):
+            record.start(job)
             segment(model, job, args.pixel_size, args.axondeepseg, args.block)
             record.add(job)
     except AxonDeepSynthError as err:

@@ -152,6 +152,39 @@ def test_a_stopped_segmentation_continues_and_masks_are_never_read(
     assert "already exists" in capsys.readouterr().err
 
 
+def test_an_image_stopped_while_its_masks_were_written_is_written_again(
+    finished_run: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """kill -9 or Ctrl-C between two of an image's outputs: the same model writes them again;
+    another model still refuses them."""
+    data = _u_copy(finished_run, tmp_path / "sem")
+    model, out = str(finished_run / "model"), tmp_path / "o"
+    real, written = images.write_png, []
+
+    def stopped_after_two_files(path, array):
+        if len(written) == 2:
+            raise KeyboardInterrupt
+        written.append(Path(path))
+        return real(path, array)
+
+    monkeypatch.setattr(images, "write_png", stopped_after_two_files)
+    with pytest.raises(KeyboardInterrupt):
+        segment.main([model, str(data), "--out", str(out)])
+    monkeypatch.setattr(images, "write_png", real)
+    half = written[0].stat().st_mtime_ns
+    assert len({p.parent for p in written}) == 1 and not list(out.rglob("*_seg-axonmyelin.png"))
+    other = tmp_path / "other"  # a model that did not start those outputs: refused
+    shutil.copytree(finished_run / "model", other)
+    meta = json.loads((other / "model.json").read_text()) | {"fold": 0}
+    (other / "model.json").write_text(json.dumps(meta))
+    assert segment.main([str(other), str(data), "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert segment.main([model, str(data), "--out", str(out)]) == 0  # the one that did: goes on
+    assert len(list(out.rglob("*_seg-axonmyelin.png"))) == 4
+    assert written[0].stat().st_mtime_ns > half
+    assert json.loads((out / "segment.json").read_text())["writing"] == {}
+
+
 def test_images_of_another_modality_are_left_out(finished_run: Path, tmp_path: Path, capsys):
     data = _u_copy(finished_run, tmp_path / "mixed")
     for path in next(data.rglob("*_SEM.png")).parent.glob("*_SEM.*"):
