@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import compose_cfg, write_png
+from conftest import TINY_RUN, compose_cfg, overridden, write_png
 from torch.utils.data import DataLoader
 
 from axondeepsynth import findings, report
@@ -122,32 +122,20 @@ def test_two_dataset_pipeline_and_the_oracle_scored_only_on_held_out_images(
         "load_from_checkpoint",
         lambda path, **kw: loaded.append(Path(path).parts[-4::3]) or load(path, **kw),
     )
+    tiny = tuple(o for o in TINY_RUN if not o.startswith("data.labeled.phantom."))
     cfg = compose_cfg(
-        "+experiment=demo",
-        "logger=none",
-        "data.labeled.phantom=null",
-        f"data.labeled.sets=[{{root: {a}, scale: 1.0}}, {{root: {b}, scale: 1.0}}]",
-        "data.target_pixel_size=null",
-        "data.unlabeled.phantom.n_images=6",
-        "data.unlabeled.phantom.size=64",
-        "data.unlabeled.phantom.n_subjects=3",
-        "translator.data.tile_size=32",
-        "translator.sample.tile_overlap=8",
-        "segmenter.data.tile_size=32",
-        "segmenter.predict.tile_overlap=8",
-        "translator.train.tiles_per_epoch=4",
-        "translator.train.batch_size=2",
-        "translator.train.max_epochs=1",
-        "trainer.enable_progress_bar=false",
-        "translator.sample.sampler=resnet",
-        "segmenter.strategies=[tutorship,oracle]",
-        "segmenter.predict.which=best",
-        "segmenter.k=3",
-        "segmenter.fold=all",
-        "segmenter.train.max_epochs=1",
-        "segmenter.train.tiles_per_epoch=4",
-        "segmenter.train.batch_size=2",
-        "segmenter.net.unet={base_channels: 4, depth: 3}",
+        *overridden(
+            tiny,
+            "data.labeled.phantom=null",
+            f"data.labeled.sets=[{{root: {a}, scale: 1.0}}, {{root: {b}, scale: 1.0}}]",
+            "data.unlabeled.phantom.n_images=6",
+            "data.unlabeled.phantom.n_subjects=3",
+            "translator.sample.sampler=resnet",
+            "segmenter.strategies=[tutorship,oracle]",
+            "segmenter.predict.which=best",
+            "segmenter.k=3",
+            "segmenter.fold=all",
+        ),
         tmp=tmp_path,
     )
     run_stages(cfg)

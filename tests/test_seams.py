@@ -352,12 +352,15 @@ def test_bf16_on_a_cpu_that_would_emulate_it_is_named(tmp_path: Path, monkeypatc
     cfg = compose_cfg(
         "segmenter.train.precision=bf16-mixed", "segmenter.predict.precision=bf16", tmp=tmp_path
     )
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
-    assert emulated_bf16(cfg) == []
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
-    assert emulated_bf16(cfg) == ["segmenter.train.precision", "segmenter.predict.precision"]
-    assert emulated_bf16(compose_cfg(tmp=tmp_path)) == []  # fp32 everywhere: nothing to say
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert emulated_bf16(cfg) == {}
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    assert emulated_bf16(cfg) == {
+        "segmenter.train.precision": "32-true",
+        "segmenter.predict.precision": "32",
+    }
+    assert emulated_bf16(compose_cfg(tmp=tmp_path)) == {}  # fp32 everywhere: nothing to say
 
 
 def test_a_strategy_that_reruns_the_command_per_rank_is_refused(tmp_path: Path) -> None:

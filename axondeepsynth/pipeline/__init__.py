@@ -28,23 +28,22 @@ def stage_function(name: str) -> Callable[[Run], None]:
     return importlib.import_module(f"{__name__}.{name}").run
 
 
-def emulated_bf16(cfg: Config) -> list[str]:
+def emulated_bf16(cfg: Config) -> dict[str, str]:
     """The keys asking for bf16 on a CPU without native bf16 (avx512_bf16 or AMX), where
-    oneDNN emulates it; none on a GPU."""
+    oneDNN emulates it, each with its fp32 value; none on a GPU."""
     import torch
 
     if cfg.trainer.accelerator not in ("cpu", "auto") or torch.cuda.is_available():
-        return []
-    cpu = getattr(torch, "cpu", None)
-    native = getattr(cpu, "_is_avx512_bf16_supported", lambda: True)()
-    native = native or getattr(cpu, "_is_amx_tile_supported", lambda: False)()
-    asked = {
-        "trainer.precision": cfg.trainer.precision,
-        "segmenter.train.precision": cfg.segmenter.train.precision,
-        "segmenter.predict.precision": cfg.segmenter.predict.precision,
-        "translator.sample.precision": cfg.translator.sample.precision,
+        return {}
+    if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported():
+        return {}
+    asked = {  # key: (its value, its fp32 value)
+        "trainer.precision": (cfg.trainer.precision, "32-true"),
+        "segmenter.train.precision": (cfg.segmenter.train.precision, "32-true"),
+        "segmenter.predict.precision": (cfg.segmenter.predict.precision, "32"),
+        "translator.sample.precision": (cfg.translator.sample.precision, "32"),
     }
-    return [] if native else [k for k, v in asked.items() if v and v.startswith("bf16")]
+    return {k: fp32 for k, (v, fp32) in asked.items() if v and v.startswith("bf16")}
 
 
 def check(cfg: Config) -> None:
@@ -71,13 +70,13 @@ def run_stages(cfg: Config) -> float | None:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     run = Run(cfg, Path(cfg.paths.output_dir))
     check_output_dir(run.out, cfg.paths.min_free_gb)
-    for key in emulated_bf16(cfg):
+    for key, fp32 in emulated_bf16(cfg).items():
         log.warning(
             "%s asks for bf16, which this CPU (no avx512_bf16 or AMX) emulates: slower than "
             "fp32; pass %s=%s",
             key,
             key,
-            "32" if key.endswith(("predict.precision", "sample.precision")) else "32-true",
+            fp32,
         )
     t = cfg.translator.sample
     if t.samples > 1 and "u2l" not in shown_translations(cfg.segmenter.strategies):
