@@ -7,6 +7,10 @@ import math
 import cv2
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
+from skimage.measure import label as components
+from skimage.measure import regionprops
+from skimage.segmentation import watershed
 
 from axondeepsynth import morphometrics
 from axondeepsynth.data.labels import AXON, MYELIN
@@ -117,3 +121,38 @@ def test_axons_touching_at_a_corner_are_one_as_in_axondeepseg() -> None:
     labels[4:8, 4:8] = labels[8:12, 8:12] = 2  # two squares sharing one corner
     (row,) = morphometrics.measure(labels, 0.1)
     assert row["axon_area (um^2)"] == pytest.approx(32 * 0.01)
+
+
+def regions_like_a_label_map(seed: int) -> tuple[np.ndarray, int]:
+    """Touching ellipses, squares, lines and single pixels, some on the image's edge: watershed
+    fibres of drawn axons, as `measure` makes them."""
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((120, 150), np.uint8)
+    for _ in range(25):
+        centre = (int(rng.integers(0, 150)), int(rng.integers(0, 120)))
+        axes = (int(rng.integers(1, 14)), int(rng.integers(1, 14)))
+        cv2.ellipse(labels, centre, axes, float(rng.uniform(0, 180)), 0, 360, MYELIN, -1)
+        axes = (max(axes[0] // 2, 0), max(axes[1] // 2, 0))
+        cv2.ellipse(labels, centre, axes, float(rng.uniform(0, 180)), 0, 360, AXON, -1)
+    labels[66:76, 6:20] = 0
+    labels[70, 10:16] = labels[71, 11:15] = AXON  # mirror-symmetric: a product moment of zero
+    # whose rounding's sign sets orientation to +pi/2 or -pi/2
+    labels[5:9, 5:9] = AXON
+    labels[20, 30:40] = AXON
+    labels[60, 2] = AXON
+    axons, n = components(labels == AXON, connectivity=2, return_num=True)
+    fibres = watershed(ndi.distance_transform_edt(labels != AXON), axons, mask=labels > 0)
+    return fibres, n
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_shapes_are_skimages_regionprops_region_by_region(seed: int) -> None:
+    """AxonDeepSeg measures with `regionprops` one region at a time; `shapes` measures every
+    region at once and must give its numbers."""
+    regions, n = regions_like_a_label_map(seed)
+    ours = morphometrics.shapes(regions, n)
+    props = regionprops(regions)
+    assert [p.label for p in props] == list(range(1, n + 1))
+    for name in ("perimeter", "eccentricity", "orientation"):
+        theirs = np.array([getattr(p, name) for p in props])
+        np.testing.assert_allclose(getattr(ours, name), theirs, rtol=1e-9, atol=1e-9, err_msg=name)
