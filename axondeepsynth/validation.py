@@ -178,6 +178,18 @@ def _validate_segmentation(obj: Config) -> None:
         "nnU-Net trains with its own precision",
         "leave segmenter.train.precision null with segmenter.backend=nnunet",
     )
+    check(
+        t.processes == 1 or (t.processes > 1 and s.backend == Backend.lightning),
+        "segmenter.train.processes",
+        f"{t.processes} processes: the Lightning proxies train 1 or more at a time, nnU-Net one",
+        "use 1, or more than 1 with segmenter.backend=lightning",
+    )
+    check(
+        t.processes == 1 or obj.trainer.accelerator == "cpu",
+        "segmenter.train.processes",
+        "several proxies at a time share a CPU's cores; on a GPU they would share its memory",
+        "use 1 with trainer.accelerator other than cpu",
+    )
     validate_nnunet(s.nnunet, "segmenter.nnunet")
     check(
         s.backend != "nnunet" or importlib.util.find_spec("nnunetv2") is not None,

@@ -20,10 +20,12 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAIN_MODES = {  # ours: default (recompute), without recompute, reuse_generator_pass
+TRAIN_MODES = {  # ours: default (recompute), without recompute, reuse_generator_pass, bf16
     "default": [],
     "no-recompute": ["--no-recompute"],
     "reuse": ["--reuse"],
+    # bf16 autocast: on a CPU without avx512_bf16 or AMX it runs emulated, slower than fp32
+    "bf16-mixed, no-recompute": ["--precision", "bf16-mixed", "--no-recompute"],
 }
 # The published code's own iteration on this machine as issue 5 gives it (batch 1, seconds):
 # its networks are not ours, so it is context for our rows, not a ratio measured in this run.
@@ -95,11 +97,14 @@ def train_steps(configs: list[str]) -> list[dict]:
 
 
 def train_flops() -> list[dict]:
-    """FLOPs of one 128² batch-1 iteration (without R1), the published loop then our modes."""
+    """FLOPs of one 128² batch-1 iteration (without R1), the published loop then our fp32
+    modes (bf16 runs the no-recompute mode's FLOPs)."""
     args = ["--size", "128", "--batch", "1", "--iters", "2", "--flops"]
     ref = run("benchmarks.train_step", "--impl", "reference", *args)
     rows = []
     for mode, flags in TRAIN_MODES.items():
+        if "bf16" in mode:
+            continue
         ours = run("benchmarks.train_step", "--impl", "ours", *args, *flags)
         rows.append(
             {

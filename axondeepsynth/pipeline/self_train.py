@@ -28,8 +28,8 @@ def run(run: Run) -> None:
     if teacher is None:
         log.warning("self_training: no strategy to learn from passed; it is skipped")
     else:
-        for train_set in dict.fromkeys(t for s in students for t in s.train_sets):
-            train_segmenter.train(run, train_set, teacher)
+        sets = dict.fromkeys(t for s in students for t in s.train_sets)
+        train_segmenter.train(run, list(sets), teacher)
         predictions = evaluate.Predictions(run, students)
         for student in students:
             evaluate.score(run, student, run.parts(student), predictions)
