@@ -69,6 +69,7 @@ class Shapes(NamedTuple):
     """Shape columns of regions 1..n of a label image, at index label - 1: skimage's
     `regionprops` values (`perimeter` with 4-connectivity, in px), for all regions at once."""
 
+    centroid: np.ndarray  # [n, 2]: row, column
     perimeter: np.ndarray
     eccentricity: np.ndarray
     orientation: np.ndarray
@@ -117,8 +118,8 @@ def shapes(regions: np.ndarray, n: int) -> Shapes:
     ys, xs = np.nonzero(regions)
     label = regions[ys, xs]
     count = np.bincount(label, minlength=n + 1)[1:]
-    dy = ys - (np.bincount(label, ys, n + 1)[1:] / count)[label - 1]
-    dx = xs - (np.bincount(label, xs, n + 1)[1:] / count)[label - 1]
+    centroid = np.stack([np.bincount(label, v, n + 1)[1:] / count for v in (ys, xs)], -1)
+    dy, dx = ys - centroid[label - 1, 0], xs - centroid[label - 1, 1]
     a, mu11, c = (np.bincount(label, w, n + 1)[1:] / count for w in (dx * dx, dy * dx, dy * dy))
     b = -mu11  # as skimage negates it: the sign of a zero picks orientation's +-pi/2
     tensor = np.stack([np.stack([a, b], -1), np.stack([b, c], -1)], -2)
@@ -135,7 +136,7 @@ def shapes(regions: np.ndarray, n: int) -> Shapes:
     for i in symmetric.tolist():
         region = (regions[boxes[i]] == i + 1).astype(np.uint8)
         orientation[i] = regionprops(region)[0].orientation
-    return Shapes(perimeter, eccentricity, orientation)
+    return Shapes(centroid, perimeter, eccentricity, orientation)
 
 
 def measure(labels: np.ndarray, pixel_size: float) -> list[dict[str, float]]:
@@ -148,7 +149,6 @@ def measure(labels: np.ndarray, pixel_size: float) -> list[dict[str, float]]:
     index = np.arange(1, n + 1)
     axon_px = np.bincount(axons.ravel(), minlength=n + 1)[1:]
     fibre_px = np.bincount(fibres.ravel(), minlength=n + 1)[1:]
-    centres = ndi.center_of_mass(axon, axons, index)
     edge = np.zeros_like(axon)
     edge[[0, -1], :] = edge[:, [0, -1]] = True
     touching = set(np.unique(fibres[edge])) - {0}
@@ -163,7 +163,7 @@ def measure(labels: np.ndarray, pixel_size: float) -> list[dict[str, float]]:
     boxes = ndi.find_objects(fibres, n)
     rows = []
     for i, (a_px, f_px, (y, x)) in enumerate(
-        zip(axon_px.tolist(), fibre_px.tolist(), centres, strict=True)
+        zip(axon_px.tolist(), fibre_px.tolist(), axon_shape.centroid.tolist(), strict=True)
     ):
         axon_diam = 2 * math.sqrt(a_px * area / math.pi)
         fibre_diam = 2 * math.sqrt(f_px * area / math.pi)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.measure import label as components
@@ -113,12 +114,11 @@ def grow_myelin(labels: np.ndarray, image: np.ndarray, steps: int) -> np.ndarray
     all of them, where it is thinner). Axons are left as they are: growing into them measured
     worse on real SEM (experiments/README.md)."""
     out, x = labels.copy(), image.astype(np.float32)
-    ring = np.ones((3, 3), bool)
     for _ in range(steps):
-        near = np.flatnonzero(ndi.binary_dilation(out == MYELIN, ring) & (out == BACKGROUND))
+        near = np.flatnonzero(_morph(cv2.dilate, out == MYELIN, 1) & (out == BACKGROUND))
         fit = {}
         for c in (BACKGROUND, MYELIN):
-            inside = x[_interior(out == c, ring)]
+            inside = x[_interior(out == c)]
             if inside.size < 2:
                 return out  # nothing to learn either intensity from
             sd = float(inside.std()) + 1e-6
@@ -130,10 +130,26 @@ def grow_myelin(labels: np.ndarray, image: np.ndarray, steps: int) -> np.ndarray
     return out
 
 
-def _interior(mask: np.ndarray, ring: np.ndarray) -> np.ndarray:
+def _interior(mask: np.ndarray) -> np.ndarray:
     """`mask`'s pixels 2 px inside its borders, else 1 px, else all of them."""
     for depth in (2, 1):
-        inner = ndi.binary_erosion(mask, ring, iterations=depth)
+        inner = _morph(cv2.erode, mask, depth)
         if inner.any():
             return inner
     return mask
+
+
+def _morph(op, mask: np.ndarray, steps: int) -> np.ndarray:
+    """scipy's binary erosion or dilation by the 3x3 square, `steps` times, outside the image
+    counting as False; OpenCV's, which is a dozen times faster."""
+    done = op(
+        mask.view(np.uint8),
+        _SQUARE,
+        iterations=steps,
+        borderType=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
+    return done.view(bool)
+
+
+_SQUARE = np.ones((3, 3), np.uint8)

@@ -4,13 +4,15 @@ are."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from conftest import compose_cfg
+from scipy import ndimage as ndi
 
 from axondeepsynth.data.labels import AXON, BACKGROUND, MYELIN
 from axondeepsynth.errors import ConfigError
-from axondeepsynth.postprocess import PostprocessConfig, clean
+from axondeepsynth.postprocess import PostprocessConfig, _morph, clean
 
 FLAT = np.zeros((60, 60), np.float32)  # an image that says nothing
 
@@ -106,3 +108,15 @@ def test_myelin_grows_to_where_the_image_shows_it_and_no_further() -> None:
     assert (small == MYELIN).sum() < (one == MYELIN).sum() < (grown == MYELIN).sum()
     assert not ((one == MYELIN) & (truth == BACKGROUND)).any()
     assert (clean(small, 0.1, PostprocessConfig(), image) == small).all()
+
+
+@pytest.mark.parametrize("steps", [1, 2])
+def test_opencv_morphology_is_scipys_at_the_borders_too(steps: int) -> None:
+    """The myelin growth erodes and dilates with OpenCV; scipy's answer, outside False."""
+    mask = np.random.default_rng(steps).random((40, 50)) < 0.93
+    mask[:, :3] = True  # touching the border
+    square = np.ones((3, 3), bool)
+    erode = ndi.binary_erosion(mask, square, iterations=steps)
+    dilate = ndi.binary_dilation(mask, square, iterations=steps)
+    assert np.array_equal(_morph(cv2.erode, mask, steps), erode) and erode.any()
+    assert np.array_equal(_morph(cv2.dilate, mask, steps), dilate)

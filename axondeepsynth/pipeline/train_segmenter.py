@@ -237,18 +237,17 @@ class ProxyPool:
     def __init__(self, cfg: Config, jobs: int) -> None:
         self.cfg = cfg
         self.n = min(cfg.segmenter.train.processes, jobs)
+        self.cores = torch.get_num_threads()
+        self.threads = max(1, self.cores // self.n)  # each worker's, for the jobs now running
         self.processes: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> ProxyPool:
         if self.n > 1:
-            threads = max(1, torch.get_num_threads() // self.n)
-            self.processes = ProcessPoolExecutor(
-                self.n, get_context("spawn"), initializer=_worker, initargs=(threads,)
-            )
+            self.processes = ProcessPoolExecutor(self.n, get_context("spawn"), initializer=_worker)
             # started here, from this thread: a worker dies with the thread that started it
             for started in [self.processes.submit(int) for _ in range(self.n)]:
                 started.result()
-            log.info("training %d proxies at a time, %d torch thread(s) each", self.n, threads)
+            log.info("training %d proxies at a time, %d torch thread(s) each", self.n, self.threads)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -257,13 +256,18 @@ class ProxyPool:
 
     def map(self, made: Callable[[tuple], R], jobs: list[tuple]) -> list[R]:
         """`made(job)` of every job, in order; n at a time when there are processes (each
-        thread here claims its stage directory and waits on its process). Stopped (SIGTERM,
-        Ctrl-C, a failed proxy), the others finish their batch, save and stop, as one would."""
+        thread here claims its stage directory and waits on its process), the last fewer ones
+        with more threads each. Stopped (SIGTERM, Ctrl-C, a failed proxy), the others finish
+        their batch, save and stop, as one would."""
         if self.processes is None:
             return [made(job) for job in jobs]
-        threads = ThreadPoolExecutor(self.n)
+        threads, out = ThreadPoolExecutor(self.n), []
         try:
-            return list(threads.map(made, jobs))
+            for start in range(0, len(jobs), self.n):
+                chunk = jobs[start : start + self.n]
+                self.threads = max(1, self.cores // len(chunk))
+                out += threads.map(made, chunk)
+            return out
         except BaseException:
             for process in self.processes._processes.values():  # noqa: SLF001 - its workers
                 process.terminate()
@@ -275,24 +279,21 @@ class ProxyPool:
         if self.processes is None:
             out = fit(self.cfg, samples, fold, root)
         else:  # several progress bars would garble one terminal: each fold logs its end
-            out = self.processes.submit(
-                fit,
-                self.cfg,
-                samples,
-                fold,
-                root,
-                enable_progress_bar=False,
-                enable_model_summary=False,
-            ).result()
+            job = (self.cfg, samples, fold, root)
+            out = self.processes.submit(_fit_in_worker, self.threads, *job).result()
         dice = out.val.get("val/dice_mean", float("nan"))
         log.info("segmenter %s fold %d: val/dice_mean %.3f", root.parent.name, fold, dice)
         return out
 
 
-def _worker(threads: int) -> None:
-    """A proxy process: `threads` torch threads; Ctrl-C is the run's to pass on (`map`), and
-    it is killed with the run (kill -9), as it would have been inside it."""
-    torch.set_num_threads(threads)
+def _worker() -> None:
+    """A proxy process: Ctrl-C is the run's to pass on (`ProxyPool.map`), and it is killed with
+    the run (kill -9), as it would have been inside it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform == "linux":
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _fit_in_worker(threads: int, *job) -> SegmenterCheckpoints:
+    torch.set_num_threads(threads)
+    return fit(*job, enable_progress_bar=False, enable_model_summary=False)
