@@ -113,7 +113,8 @@ class SegmenterTrainConfig:
     # avx512_bf16 or AMX, and GPUs); None: trainer.precision, as the translator trains
     precision: str | None = None
     # proxies trained at once on a CPU, each in its own process with torch's threads shared
-    # out (2 on 2 cores: 1.29x the proxies per minute); 1: one after another in the run's
+    # out (2 on 2 cores: 1.29x the proxies per minute); 1: one after another in the run's own
+    # process
     processes: int = speed(1)
 
 

@@ -69,6 +69,7 @@ class Shapes(NamedTuple):
     """Shape columns of regions 1..n of a label image, at index label - 1: skimage's
     `regionprops` values (`perimeter` with 4-connectivity, in px), for all regions at once."""
 
+    boxes: list[tuple[slice, slice]]  # the bounding boxes (rows, columns)
     centroid: np.ndarray  # [n, 2]: row, column
     perimeter: np.ndarray
     eccentricity: np.ndarray
@@ -94,8 +95,10 @@ _PERIMETER_WEIGHTS[[13, 23]] = (1 + math.sqrt(2)) / 2
 
 
 def shapes(regions: np.ndarray, n: int) -> Shapes:
-    """Perimeter, eccentricity and orientation of regions 1..n of `regions` (0 is background),
-    as skimage's `regionprops` measures each on its own, in a few passes over the image."""
+    """Bounding box, centroid, perimeter, eccentricity and orientation of regions 1..n of
+    `regions` (0 is background), as skimage's `regionprops` measures each on its own, in a few
+    passes over the image."""
+    boxes = ndi.find_objects(regions, n)
     padded = np.pad(regions, 1)
 
     def beside(dy: int, dx: int, image: np.ndarray = padded) -> np.ndarray:
@@ -131,12 +134,10 @@ def shapes(regions: np.ndarray, n: int) -> Shapes:
     )
     # where b is zero but for rounding (symmetric regions), its sign picks +-pi/2 or +-pi/4:
     # skimage's own sums decide, as AxonDeepSeg's
-    symmetric = np.flatnonzero(np.abs(b) <= 1e-9 * (a + c))
-    boxes = ndi.find_objects(regions, n) if symmetric.size else []
-    for i in symmetric.tolist():
+    for i in np.flatnonzero(np.abs(b) <= 1e-9 * (a + c)).tolist():
         region = (regions[boxes[i]] == i + 1).astype(np.uint8)
         orientation[i] = regionprops(region)[0].orientation
-    return Shapes(centroid, perimeter, eccentricity, orientation)
+    return Shapes(boxes, centroid, perimeter, eccentricity, orientation)
 
 
 def measure(labels: np.ndarray, pixel_size: float) -> list[dict[str, float]]:
@@ -146,7 +147,6 @@ def measure(labels: np.ndarray, pixel_size: float) -> list[dict[str, float]]:
     if n == 0:
         return []
     fibres = watershed(ndi.distance_transform_edt(~axon), axons, mask=axon | (labels == MYELIN))
-    index = np.arange(1, n + 1)
     axon_px = np.bincount(axons.ravel(), minlength=n + 1)[1:]
     fibre_px = np.bincount(fibres.ravel(), minlength=n + 1)[1:]
     edge = np.zeros_like(axon)
@@ -156,18 +156,15 @@ def measure(labels: np.ndarray, pixel_size: float) -> list[dict[str, float]]:
     axon_shape, fibre_shape = shapes(axons, n), shapes(fibres, n)
     solidity = [
         a_px / np.count_nonzero(convex_hull_image(axons[box] == i))
-        for i, box, a_px in zip(
-            index.tolist(), ndi.find_objects(axons, n), axon_px.tolist(), strict=True
-        )
+        for i, (box, a_px) in enumerate(zip(axon_shape.boxes, axon_px.tolist(), strict=True), 1)
     ]
-    boxes = ndi.find_objects(fibres, n)
     rows = []
     for i, (a_px, f_px, (y, x)) in enumerate(
         zip(axon_px.tolist(), fibre_px.tolist(), axon_shape.centroid.tolist(), strict=True)
     ):
         axon_diam = 2 * math.sqrt(a_px * area / math.pi)
         fibre_diam = 2 * math.sqrt(f_px * area / math.pi)
-        rows_box, cols_box = boxes[i]
+        rows_box, cols_box = fibre_shape.boxes[i]
         rows.append(
             {
                 "x0 (px)": float(x),

@@ -153,6 +153,7 @@ def test_shapes_are_skimages_regionprops_region_by_region(seed: int) -> None:
     ours = morphometrics.shapes(regions, n)
     props = regionprops(regions)
     assert [p.label for p in props] == list(range(1, n + 1))
+    assert [(r.start, c.start, r.stop, c.stop) for r, c in ours.boxes] == [p.bbox for p in props]
     for name in ("centroid", "perimeter", "eccentricity", "orientation"):
         theirs = np.array([getattr(p, name) for p in props])
         np.testing.assert_allclose(getattr(ours, name), theirs, rtol=1e-9, atol=1e-9, err_msg=name)
