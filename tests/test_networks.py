@@ -88,14 +88,29 @@ def test_fir_downsample_exact(dtype: torch.dtype) -> None:
     np.testing.assert_allclose(y.double().numpy(), ref, atol=1e-6, rtol=0)
 
 
-def test_upfirdn2d_flips_an_asymmetric_kernel() -> None:
+def test_upfirdn2d_flips_an_asymmetric_kernel_at_any_padding() -> None:
     g = torch.Generator().manual_seed(2)
     x = torch.randn(1, 2, 5, 7, generator=g, dtype=torch.float64)
     k = torch.randn(4, 3, generator=g, dtype=torch.float64)
-    for up, down, pad in [(1, 1, (1, 2)), (2, 1, (2, 1)), (1, 2, (2, 2))]:
+    # pads the convolutions' own padding covers, and ones it crops or extends on one side
+    for up, down, pad in [
+        (1, 1, (1, 2)), (2, 1, (2, 1)), (1, 2, (2, 2)), (1, 2, (0, 3)),
+        (2, 1, (0, 0)), (2, 1, (4, 3)), (3, 1, (1, 1)),
+    ]:  # fmt: skip
         y = upfirdn2d(x, k, up=up, down=down, pad=pad)
         ref = naive_upfirdn(x[0].numpy(), k.numpy(), up, down, pad)
         np.testing.assert_allclose(y[0].numpy(), ref, atol=1e-12, rtol=0)
+
+
+def test_upfirdn2d_runs_in_fp32_under_cpu_autocast() -> None:
+    """oneDNN's bf16 depthwise convolution is the slow one on a CPU: autocast must not reach it."""
+    x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(4)).bfloat16()
+    k = torch.from_numpy(K1331).float() / 64
+    for up, down, pad in [(1, 2, (1, 1)), (2, 1, (2, 1))]:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = upfirdn2d(x, k * up**2, up=up, down=down, pad=pad)
+        assert y.dtype == torch.float32
+        torch.testing.assert_close(y, upfirdn2d(x.float(), k * up**2, up=up, down=down, pad=pad))
 
 
 def test_fir_gain_preserves_constants() -> None:

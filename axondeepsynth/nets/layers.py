@@ -88,14 +88,36 @@ def upfirdn2d(
 
     The same ``pad = (before, after)`` applies to both spatial axes. Each channel is filtered
     separately (depthwise); the kernel is flipped so this is a true convolution, as in StyleGAN2.
+    One depthwise convolution (transposed, to upsample) does all of it: its own padding takes
+    what it can of ``pad``, so no zero-stuffed or padded copy of ``x`` is made. Under CPU
+    autocast it runs in fp32: oneDNN's bf16 depthwise convolution is several times slower than
+    its fp32 one, backward most of all (benchmarks/README.md).
     """
-    b, c, h, w = x.shape
-    if up > 1:  # x[i, j] -> position (up * i, up * j), zeros in between
-        x = x.reshape(b, c, h, 1, w, 1)
-        x = F.pad(x, (0, up - 1, 0, 0, 0, up - 1)).reshape(b, c, h * up, w * up)
-    x = F.pad(x, (pad[0], pad[1], pad[0], pad[1]))
-    weight = kernel.flip(0, 1).to(x.dtype).expand(c, 1, *kernel.shape)
-    return F.conv2d(x, weight, stride=down, groups=c)
+    if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        with torch.autocast("cpu", enabled=False):
+            return upfirdn2d(x.float(), kernel, up, down, pad)
+    if up > 1 and down > 1:
+        raise ValueError(f"upfirdn2d resamples one way: got up={up} and down={down}")
+    c, (kh, kw) = x.shape[1], kernel.shape
+    if up == 1:  # padding then a strided correlation with the flipped kernel
+        inner = min(pad)
+        x = _pad(x, [pad[0] - inner, pad[1] - inner] * 2)
+        weight = kernel.flip(0, 1).to(x.dtype).expand(c, 1, kh, kw)
+        return F.conv2d(x, weight, stride=down, padding=inner, groups=c)
+    # conv_transpose2d zero-stuffs x, pads k - 1 zeros each side and correlates with the flipped
+    # weight. We want pad[0] zeros before x and up - 1 + pad[1] after it: its padding q drops q
+    # of its zeros each side, and F.pad (negative: crops) settles what q cannot.
+    extra = [(k - 1 - pad[0], k - up - pad[1]) for k in (kh, kw)]  # its zeros beyond ours
+    q = [max(0, min(e)) for e in extra]
+    weight = kernel.to(x.dtype).expand(c, 1, kh, kw)
+    y = F.conv_transpose2d(x, weight, stride=up, padding=q, groups=c)
+    (h0, h1), (w0, w1) = ((qi - e0, qi - e1) for qi, (e0, e1) in zip(q, extra, strict=True))
+    return _pad(y, [w0, w1, h0, h1])
+
+
+def _pad(x: Tensor, pad: list[int]) -> Tensor:
+    """``F.pad``, which copies even when every pad is 0, copying only when one is not."""
+    return F.pad(x, pad) if any(pad) else x
 
 
 class FirUpsample(nn.Module):
