@@ -96,6 +96,10 @@ class TranslatorGroup(TranslatorConfig):
     # (translator_check.py) is trained again with the next seed, up to this many times; the
     # first that passes is used (each in `<translator dir>-seed<N>`)
     restarts: int = 0
+    # start from a trained translator's checkpoint: the networks it shares with this one (SynDiff
+    # from a pair, translator=cyclegan_tiny: the ResNet generators, PatchGANs and their EMA)
+    # take its weights, the others keep their initialisation. Keyed by the file's content
+    init_from: str | None = None
 
     def module(self) -> TranslatorConfig:
         """The part a translator module is built from and its checkpoint records."""

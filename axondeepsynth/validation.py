@@ -5,6 +5,7 @@ schema). A failed check names the key, the problem and the fix (`errors.ConfigEr
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
@@ -265,6 +266,19 @@ def _validate_translator(obj: Config) -> None:
     )
     check(t.samples >= 1, "translator.sample.samples", f"must be >= 1, got {t.samples}")
     check(tr.restarts >= 0, "translator.restarts", f"must be >= 0, got {tr.restarts}")
+    check(
+        not tr.init_from or Path(tr.init_from).is_file(),
+        "translator.init_from",
+        f"checkpoint {tr.init_from} not found",
+        "point it at translator/checkpoints/last.ckpt of an earlier run (the pair's: "
+        "translator=cyclegan_tiny)",
+    )
+    check(
+        not (tr.init_from and t.ckpt_path),
+        "translator.init_from",
+        "starts a translator's training, but translator.sample.ckpt_path skips it",
+        "drop one of them",
+    )
     check(
         t.precision in ("32", "bf16"),
         "translator.sample.precision",

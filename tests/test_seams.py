@@ -257,6 +257,36 @@ def test_a_change_of_what_is_learnt_or_written_changes_its_keys(
     assert {i for i, (a, b) in enumerate(zip(base, new, strict=True)) if a != b} == changed
 
 
+def test_a_warm_start_is_keyed_by_its_files_content_not_its_path(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    same, moved, other = (tmp_path / n for n in ("a.ckpt", "elsewhere/a.ckpt", "b.ckpt"))
+    same.write_bytes(b"a pair's weights")
+    moved.write_bytes(b"a pair's weights")
+    other.write_bytes(b"another pair's weights")
+    base = _all_keys(compose_cfg("+experiment=demo", tmp=tmp_path))
+    key = {
+        p: _all_keys(compose_cfg("+experiment=demo", f"translator.init_from={p}", tmp=tmp_path))
+        for p in (same, moved, other)
+    }
+    assert key[same] == key[moved] != key[other]
+    changed = {i for i, (a, b) in enumerate(zip(base, key[same], strict=True)) if a != b}
+    assert changed == {0, 1, 2, 4}  # the translator and what depends on it
+
+
+def test_a_warm_start_missing_or_beside_a_given_translator_is_refused(tmp_path: Path) -> None:
+    pair = tmp_path / "pair.ckpt"
+    with pytest.raises(ConfigError, match=f"init_from.*{pair} not found"):
+        compose_cfg("+experiment=demo", f"translator.init_from={pair}", tmp=tmp_path)
+    pair.write_bytes(b"a pair's weights")
+    with pytest.raises(ConfigError, match="init_from.*ckpt_path skips"):
+        compose_cfg(
+            "+experiment=demo",
+            f"translator.init_from={pair}",
+            "translator.sample.ckpt_path=syndiff.ckpt",
+            tmp=tmp_path,
+        )
+
+
 def test_nnunets_planning_budget_is_in_its_datasets_key(tmp_path: Path) -> None:
     """A smaller VRAM budget plans other batches and patches: the dataset is planned anew."""
     base = keys.nnunet_dataset(compose_cfg("+experiment=demo", tmp=tmp_path), "L")

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from axondeepsynth.data.phantoms import render_nerve
 from axondeepsynth.data.records import Sample
 from axondeepsynth.data.training_tiles import FixedTiles, PairedTiles, RandomTiles, UnpairedTiles
+from axondeepsynth.errors import ConfigError
 from axondeepsynth.inference import load_translator, translate_sample
 from axondeepsynth.training import translators
 from axondeepsynth.training.translators import CycleGAN, SynDiff
@@ -203,6 +204,37 @@ def test_cyclegan_trains_and_refuses_diffusive_sampling(tmp_path: Path) -> None:
     fit(module, tmp_path)
     with pytest.raises(ValueError, match="has no diffusive sampler"):
         module.translate(torch.rand(1, 1, TILE, TILE), "l2u", sampler="diffusive")
+
+
+def test_warm_start_takes_the_pairs_networks_and_their_ema(tmp_path: Path) -> None:
+    pl.seed_everything(0)
+    pair = translators.build(tiny_cfg("translator=cyclegan_tiny"))
+    fit(pair, tmp_path).save_checkpoint(ckpt := tmp_path / "pair.ckpt")
+    pl.seed_everything(1)
+    fresh = params(translators.build(tiny_cfg()))
+    pl.seed_everything(1)
+    syndiff = translators.build(tiny_cfg())
+    taken = translators.warm_start(syndiff, ckpt)
+    assert taken == ["patch_l", "patch_u", "res_l2u", "res_u2l"]
+    after, trained = params(syndiff), params(pair)
+    for key, value in after.items():
+        if any(f".{name}." in key for name in taken):  # G.*, D.* and G_ema.module.* alike
+            assert torch.equal(value, trained[key]), key
+        else:  # the diffusive networks as built
+            assert torch.equal(value, fresh[key]), key
+    w = "res_l2u.model.1.weight"
+    assert not torch.equal(after[f"G.{w}"], fresh[f"G.{w}"])
+    assert not torch.equal(after[f"G_ema.module.{w}"], after[f"G.{w}"])  # the EMA's own weights
+
+
+def test_warm_start_from_networks_of_another_size_names_the_network(tmp_path: Path) -> None:
+    pl.seed_everything(0)
+    pair = translators.build(tiny_cfg("translator=cyclegan_tiny", "translator.net.resnet.ngf=8"))
+    fit(pair, tmp_path).save_checkpoint(ckpt := tmp_path / "pair.ckpt")
+    with pytest.raises(ConfigError, match=r"init_from.*pair.ckpt's res_l2u does not fit"):
+        translators.warm_start(translators.build(tiny_cfg()), ckpt)
+    with pytest.raises(ConfigError, match="translator.init_from.*not found"):
+        translators.warm_start(translators.build(tiny_cfg()), tmp_path / "none.ckpt")
 
 
 RANK_HASH = """

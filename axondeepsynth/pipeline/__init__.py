@@ -89,6 +89,10 @@ def run_stages(cfg: Config) -> float | None:
         from axondeepsynth.inference import load_translator
 
         load_translator(t.ckpt_path, sampler=t.sampler, samples=run.draws("u2l"))
+    if cfg.translator.init_from and "train_translator" in cfg.stages:  # it fits, or no stage runs
+        from axondeepsynth.training import translators
+
+        translators.warm_start(translators.build(cfg.translator.module()), cfg.translator.init_from)
     with logger_files_in(run.out):
         for stage in cfg.stages:
             log.info("stage %s -> %s", stage, run.out)

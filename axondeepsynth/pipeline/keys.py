@@ -26,7 +26,18 @@ def translator(cfg: Config, seed: int | None = None) -> str:
     t = cfg.translator
     seed = cfg.seed if seed is None else seed
     parts = (identity(cfg.data), identity(t.module()), identity(t.data), identity(cfg.trainer))
+    if t.init_from:  # keys made before warm starts existed stay
+        parts += (_warm_start(cfg),)
     return config_hash(*parts, seed)
+
+
+def _warm_start(cfg: Config) -> dict[str, str]:
+    """What the translator starts from, by the file's content wherever it lies."""
+    path = cfg.translator.init_from
+    if not path:
+        return {}
+    with open(path, "rb") as f:
+        return {"init_from": hashlib.file_digest(f, "sha1").hexdigest()[:12]}
 
 
 def translation(
@@ -83,6 +94,7 @@ def results(cfg: Config, seeded: bool = True) -> str:
     s = cfg.segmenter
     seg = {name: identity(getattr(s, name)) for name in ("backend", "k", "net", "train", "data")}
     seg |= {"nnunet": identity(s.nnunet), "predict": identity(s.predict)}
-    parts = (identity(cfg.data), identity(cfg.translator), seg, identity(cfg.self_train))
+    translator_ = identity(cfg.translator) | _warm_start(cfg)
+    parts = (identity(cfg.data), translator_, seg, identity(cfg.self_train))
     parts += (identity(cfg.trainer),)
     return config_hash(*parts, cfg.seed) if seeded else config_hash(*parts, "any seed")

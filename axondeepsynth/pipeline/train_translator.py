@@ -2,9 +2,10 @@
 tiles.
 
 Trained once per translator directory (`translator.sample.dir`, shared across a sweep's jobs). The
-untrained model is scored first, so the record shows what training bought. With
-`translator.restarts=N`, a translator whose L->U translations fail the label-separation check
-is set aside and another trained with the next seed, up to N times.
+untrained model (or the one `translator.init_from` warm-starts) is scored first, so the record
+shows what training bought. With `translator.restarts=N`, a translator whose L->U translations
+fail the label-separation check is set aside and another trained with the next seed, up to N
+times.
 """
 
 from __future__ import annotations
@@ -72,6 +73,9 @@ def _train(run: Run, root: Path, seed: int) -> TranslatorCheckpoints:
     )
     module = translators.build(t.module(), paired_val=cfg.data.paired, seed=seed)
     resume = resume_from(root / "checkpoints") if cfg.resume == "last" else cfg.resume
+    if t.init_from and resume is None:
+        taken = translators.warm_start(module, t.init_from)
+        log.info("translator: %s start from %s", ", ".join(taken), t.init_from)
     untrained = _validate(cfg, root, module, dm) if resume is None else {}
     monitor = t.train.monitor
     trainer = build_trainer(cfg, root, monitor, t.train.monitor_mode, max_epochs=t.train.max_epochs)

@@ -31,6 +31,7 @@ __all__ = [
     "get",
     "load",
     "register",
+    "warm_start",
 ]
 
 
@@ -62,14 +63,16 @@ def build(cfg, paired_val: bool = False, seed: int = 0) -> Translator:
     return get(cfg.name)(cfg, paired_val=paired_val, seed=seed)
 
 
-def load(path: str | Path, device: torch.device | str = "cpu") -> Translator:
+def load(
+    path: str | Path, device: torch.device | str = "cpu", key: str = "translator.sample.ckpt_path"
+) -> Translator:
     """A trained translator from a Lightning checkpoint of any registered kind, in eval mode.
 
     Read with weights_only=True (a pickled payload never runs); anything unreadable, or not a
-    translator's, is one ConfigError naming translator.sample.ckpt_path and the file."""
+    translator's, is one ConfigError naming `key` (the setting that gave the path) and the file."""
     if not Path(path).is_file():
         raise ConfigError(
-            "translator.sample.ckpt_path",
+            key,
             f"checkpoint {path} not found",
             "point it at a translator/checkpoints/*.ckpt of an earlier run",
         )
@@ -82,8 +85,36 @@ def load(path: str | Path, device: torch.device | str = "cpu") -> Translator:
     except Exception as err:  # noqa: BLE001 - truncated, foreign, pickled code: all refused alike
         reason = f"{type(err).__name__}: {err}".splitlines()[0][:160]
         raise ConfigError(
-            "translator.sample.ckpt_path",
+            key,
             f"{path} is not a readable translator checkpoint ({reason})",
             "point it at translator/checkpoints/last.ckpt (or best-*.ckpt) of an earlier run",
         ) from None
     return module.to(device).eval()
+
+
+def warm_start(module: Translator, path: str | Path) -> list[str]:
+    """Give `module`'s networks the weights of those of the same name in the translator at
+    `path` (`translator.init_from`), its generators' EMA included; the others keep their
+    initialisation (every translator has the pair's). Returns the networks taken; one of
+    another size is a ConfigError."""
+    source = load(path, key="translator.init_from")
+    taken = []
+    for group in ("G", "D"):
+        ours, theirs = getattr(module, group), getattr(source, group)
+        for name in ours.keys() & theirs.keys():
+            nets = [(ours[name], theirs[name])]
+            if group == "G":
+                nets.append((module.G_ema.module[name], source.G_ema.module[name]))
+            for target, net in nets:
+                try:
+                    target.load_state_dict(net.state_dict())
+                except RuntimeError as err:
+                    raise ConfigError(
+                        "translator.init_from",
+                        f"{path}'s {name} does not fit this translator's: "
+                        + str(err).splitlines()[1].strip()[:160],
+                        f"give translator.net the checkpoint's sizes (translator={source.cfg.name}"
+                        " and its net are in the checkpoint's hyper_parameters)",
+                    ) from None
+            taken.append(name)
+    return sorted(taken)
