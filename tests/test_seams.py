@@ -273,6 +273,22 @@ def test_a_warm_start_is_keyed_by_its_files_content_not_its_path(tmp_path: Path)
     assert changed == {0, 1, 2, 4}  # the translator and what depends on it
 
 
+def test_the_translator_stage_warm_starts_syndiff_from_a_pair(tmp_path: Path) -> None:
+    def train(run: str, name: str, *extra: str) -> tuple[dict[str, torch.Tensor], Path]:
+        tmp = tmp_path / run
+        stages = ("stages=[prepare,train_translator]", "translator.train.ema_decay=0.999")
+        run_stages(compose_cfg(*TINY_RUN, f"translator={name}", *stages, *extra, tmp=tmp))
+        ckpt = tmp / "out" / "translator" / "checkpoints" / "last.ckpt"
+        return torch.load(ckpt, weights_only=True)["state_dict"], ckpt
+
+    pair, pair_ckpt = train("pair", "cyclegan_tiny", "seed=1")  # not SynDiff's initialisation
+    warm, _ = train("warm", "syndiff_tiny", f"translator.init_from={pair_ckpt}")
+    cold, _ = train("cold", "syndiff_tiny")
+    w = "G_ema.module.res_l2u.model.1.weight"  # a few batches of EMA 0.999 on the pair's
+    assert (warm[w] - pair[w]).abs().max() < 0.01 * pair[w].abs().max()
+    assert (cold[w] - pair[w]).abs().max() > 0.1 * pair[w].abs().max()
+
+
 def test_a_warm_start_missing_or_beside_a_given_translator_is_refused(tmp_path: Path) -> None:
     pair = tmp_path / "pair.ckpt"
     with pytest.raises(ConfigError, match=f"init_from.*{pair} not found"):

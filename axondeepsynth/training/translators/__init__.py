@@ -95,13 +95,13 @@ def load(
 def warm_start(module: Translator, path: str | Path) -> list[str]:
     """Give `module`'s networks the weights of those of the same name in the translator at
     `path` (`translator.init_from`), its generators' EMA included; the others keep their
-    initialisation (every translator has the pair's). Returns the networks taken; one of
-    another size is a ConfigError."""
+    initialisation (every translator has the pair's). Returns the networks taken, generators
+    first; one of another size is a ConfigError."""
     source = load(path, key="translator.init_from")
     taken = []
     for group in ("G", "D"):
         ours, theirs = getattr(module, group), getattr(source, group)
-        for name in ours.keys() & theirs.keys():
+        for name in sorted(ours.keys() & theirs.keys()):
             nets = [(ours[name], theirs[name])]
             if group == "G":
                 nets.append((module.G_ema.module[name], source.G_ema.module[name]))
@@ -112,9 +112,9 @@ def warm_start(module: Translator, path: str | Path) -> list[str]:
                     raise ConfigError(
                         "translator.init_from",
                         f"{path}'s {name} does not fit this translator's: "
-                        + str(err).splitlines()[1].strip()[:160],
+                        + str(err).splitlines()[-1].strip()[:160],
                         f"give translator.net the checkpoint's sizes (translator={source.cfg.name}"
                         " and its net are in the checkpoint's hyper_parameters)",
                     ) from None
             taken.append(name)
-    return sorted(taken)
+    return taken
