@@ -8,8 +8,10 @@ changing those reuses a finished stage, so a sweep can share one translator dire
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from axondeepsynth.config import Config
@@ -26,8 +28,8 @@ def translator(cfg: Config, seed: int | None = None) -> str:
     t = cfg.translator
     seed = cfg.seed if seed is None else seed
     parts = (identity(cfg.data), identity(t.module()), identity(t.data), identity(cfg.trainer))
-    if t.init_from:  # keys made before warm starts existed stay
-        parts += (_warm_start(cfg),)
+    if warm := _warm_start(cfg):  # keys made before warm starts existed stay
+        parts += (warm,)
     return config_hash(*parts, seed)
 
 
@@ -36,8 +38,16 @@ def _warm_start(cfg: Config) -> dict[str, str]:
     path = cfg.translator.init_from
     if not path:
         return {}
+    stat = Path(path).stat()
+    return {"init_from": _file_digest(path, stat.st_size, stat.st_mtime_ns)}
+
+
+@functools.cache
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    """A file's content hash, read once per version of it (a published-size checkpoint is
+    hundreds of MB, and the keys of a run ask for it several times)."""
     with open(path, "rb") as f:
-        return {"init_from": hashlib.file_digest(f, "sha1").hexdigest()[:12]}
+        return hashlib.file_digest(f, "sha1").hexdigest()[:12]
 
 
 def translation(
