@@ -16,9 +16,11 @@ from axondeepsynth.nets.discriminators import (
     TimeDiscriminatorConfig,
 )
 from axondeepsynth.nets.layers import (
+    AdaptiveGroupNorm,
     FirDownConv2d,
     FirDownsample,
     FirUpsample,
+    instance_norm,
     timestep_embedding,
     upfirdn2d,
 )
@@ -111,6 +113,49 @@ def test_upfirdn2d_runs_in_fp32_under_cpu_autocast() -> None:
             y = upfirdn2d(x, k * up**2, up=up, down=down, pad=pad)
         assert y.dtype == torch.float32
         torch.testing.assert_close(y, upfirdn2d(x.float(), k * up**2, up=up, down=down, pad=pad))
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+def test_adaptive_group_norm_is_per_sample_scale_and_shift(channels_last: bool) -> None:
+    """The batch folded into one group norm gives what the three ops give, gradients included."""
+    torch.manual_seed(0)
+    norm = AdaptiveGroupNorm(16, 8)
+    with torch.no_grad():
+        norm.style.weight.mul_(50)  # samples' gamma and beta far apart
+    h = torch.randn(3, 16, 6, 5) * torch.arange(1.0, 4.0)[:, None, None, None]
+    if channels_last:
+        h = h.to(memory_format=torch.channels_last)
+    h.requires_grad_(True)
+    z_emb = torch.randn(3, 8)
+    gamma, beta = norm.style(z_emb)[:, :, None, None].chunk(2, dim=1)
+    ref = gamma * torch.nn.functional.group_norm(h, 4, eps=1e-6) + beta
+    out = norm(h, z_emb)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    grad = torch.randn_like(ref)
+    params = [h, *norm.parameters()]
+    expected = torch.autograd.grad(ref, params, grad)
+    for got, want in zip(torch.autograd.grad(out, params, grad), expected, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("affine", [False, True])
+def test_instance_norm_is_torchs_with_its_parameter_names(affine: bool) -> None:
+    """Kept checkpoints (proxies, translators) load, and give the same numbers and gradients."""
+    torch.manual_seed(0)
+    ours, torchs = instance_norm(8, affine), nn.InstanceNorm2d(8, affine=affine)
+    assert ours.state_dict().keys() == torchs.state_dict().keys()
+    if affine:
+        with torch.no_grad():
+            torchs.weight.normal_(), torchs.bias.normal_()
+        ours.load_state_dict(torchs.state_dict())
+    x = (torch.randn(2, 8, 7, 9) * 3 + 1).requires_grad_(True)
+    grad = torch.randn(2, 8, 7, 9)
+    got, want = ours(x), torchs(x)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    params = [x, *ours.parameters()], [x, *torchs.parameters()]
+    grads = (torch.autograd.grad(y, p, grad) for y, p in zip((got, want), params, strict=True))
+    for g_ours, g_torch in zip(*grads, strict=True):
+        torch.testing.assert_close(g_ours, g_torch, atol=1e-4, rtol=1e-4)
 
 
 def test_fir_gain_preserves_constants() -> None:

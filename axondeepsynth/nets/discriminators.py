@@ -18,6 +18,7 @@ from axondeepsynth.nets.layers import (
     FirDownsample,
     Recomputable,
     conv2d,
+    instance_norm,
     linear,
     normal_init_,
     timestep_embedding,
@@ -113,7 +114,7 @@ class PatchDiscriminator(nn.Module):
             stride = 2 if n < cfg.n_layers else 1
             layers += [
                 nn.Conv2d(ch, out_ch, 4, stride=stride, padding=1),
-                nn.InstanceNorm2d(out_ch),
+                instance_norm(out_ch),
                 nn.LeakyReLU(SLOPE),
             ]
             ch = out_ch

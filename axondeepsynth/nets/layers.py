@@ -1,7 +1,7 @@
 """Building blocks shared by the SynDiff networks, in pure PyTorch.
 
 Initialisers, FIR up/down-sampling (StyleGAN2's ``upfirdn2d`` as a depthwise convolution),
-the sinusoidal time embedding and adaptive group normalisation.
+instance norm, the sinusoidal time embedding and adaptive group normalisation.
 """
 
 from __future__ import annotations
@@ -163,6 +163,17 @@ class FirDownConv2d(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------
+# Normalisation
+
+
+def instance_norm(channels: int, affine: bool = False) -> nn.GroupNorm:
+    """Instance norm (eps 1e-5, no running statistics) as a group norm of one channel per group:
+    the same numbers and parameter names as ``nn.InstanceNorm2d``, 2x faster on a CPU, backward
+    included (PyTorch's instance norm goes through batch norm on a reshaped copy)."""
+    return nn.GroupNorm(channels, channels, eps=1e-5, affine=affine)
+
+
+# ----------------------------------------------------------------------------------------------
 # Conditioning
 
 
@@ -182,18 +193,29 @@ class AdaptiveGroupNorm(nn.Module):
 
     ``AdaGN(h, z_emb) = gamma(z_emb) * GroupNorm(h) + beta(z_emb)``, with ``gamma`` starting at 1
     and ``beta`` at 0; ``min(channels // 4, 32)`` groups.
+
+    The batch is folded into the channels, (B, C, H, W) -> (1, B * C, H, W) with B * groups
+    groups, so each sample's gamma and beta become one group norm's own affine parameters: one
+    fused kernel instead of a norm, a product and a sum (2-3x faster on a CPU, backward
+    included). A channels_last batch would need a copy to fold, so it takes the three ops.
     """
 
     def __init__(self, channels: int, z_emb_dim: int) -> None:
         super().__init__()
-        self.norm = nn.GroupNorm(min(channels // 4, 32), channels, eps=1e-6, affine=False)
+        self.groups, self.eps = min(channels // 4, 32), 1e-6
         self.style = linear(z_emb_dim, 2 * channels, fan="out")
         with torch.no_grad():
             self.style.bias[:channels] = 1.0
 
     def forward(self, h: Tensor, z_emb: Tensor) -> Tensor:
-        gamma, beta = self.style(z_emb)[:, :, None, None].chunk(2, dim=1)
-        return gamma * self.norm(h) + beta
+        gamma, beta = self.style(z_emb).chunk(2, dim=1)  # (B, C) each
+        b, c = gamma.shape
+        if not h.is_contiguous():
+            norm = F.group_norm(h, self.groups, eps=self.eps)
+            return gamma[:, :, None, None] * norm + beta[:, :, None, None]
+        folded = h.reshape(1, b * c, *h.shape[2:])
+        y = F.group_norm(folded, b * self.groups, gamma.reshape(-1), beta.reshape(-1), self.eps)
+        return y.view(h.shape)
 
 
 class Recomputable(nn.Module):

@@ -9,11 +9,11 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from axondeepsynth.nets.config import ResnetGeneratorConfig
-from axondeepsynth.nets.layers import Recomputable, normal_init_
+from axondeepsynth.nets.layers import Recomputable, instance_norm, normal_init_
 
 
 def conv_norm_relu(in_ch: int, out_ch: int, kernel_size: int, **conv_kw: int) -> list[nn.Module]:
-    return [nn.Conv2d(in_ch, out_ch, kernel_size, **conv_kw), nn.InstanceNorm2d(out_ch), nn.ReLU()]
+    return [nn.Conv2d(in_ch, out_ch, kernel_size, **conv_kw), instance_norm(out_ch), nn.ReLU()]
 
 
 class ResnetBlock(Recomputable):
@@ -26,7 +26,7 @@ class ResnetBlock(Recomputable):
             *conv_norm_relu(dim, dim, 3),
             nn.ReflectionPad2d(1),
             nn.Conv2d(dim, dim, 3),
-            nn.InstanceNorm2d(dim),
+            instance_norm(dim),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -52,7 +52,7 @@ class ResnetGenerator(nn.Module):
         for _ in range(cfg.n_downsampling):
             layers += [
                 nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1),
-                nn.InstanceNorm2d(ch // 2),
+                instance_norm(ch // 2),
                 nn.ReLU(),
             ]
             ch //= 2

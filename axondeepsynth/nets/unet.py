@@ -12,8 +12,9 @@ import torch
 from torch import Tensor, nn
 
 from axondeepsynth.nets.config import UNetConfig
+from axondeepsynth.nets.layers import instance_norm
 
-NORMS = {"instance": lambda ch: nn.InstanceNorm2d(ch, affine=True), "batch": nn.BatchNorm2d}
+NORMS = {"instance": lambda ch: instance_norm(ch, affine=True), "batch": nn.BatchNorm2d}
 
 
 def stage(in_ch: int, out_ch: int, n_convs: int, stride: int, norm: str) -> nn.Sequential:
