@@ -138,6 +138,20 @@ def test_adaptive_group_norm_is_per_sample_scale_and_shift(channels_last: bool) 
         torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_adaptive_group_norm_under_cpu_autocast_takes_either_input(dtype: torch.dtype) -> None:
+    """Under autocast gamma is bf16; an fp32 input (FIR resampling stays fp32) gives fp32, as
+    the three ops' type promotion would."""
+    norm = AdaptiveGroupNorm(16, 8)
+    h = torch.randn(2, 16, 6, 5, dtype=dtype)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = norm(h, torch.randn(2, 8))
+        gamma, beta = norm.style(torch.zeros(2, 8))[:, :, None, None].chunk(2, dim=1)
+        ref_dtype = (gamma * h + beta).dtype
+    assert out.dtype == ref_dtype == dtype
+    assert torch.isfinite(out).all()
+
+
 @pytest.mark.parametrize("affine", [False, True])
 def test_instance_norm_is_torchs_with_its_parameter_names(affine: bool) -> None:
     """Kept checkpoints (proxies, translators) load, and give the same numbers and gradients."""

@@ -213,9 +213,11 @@ class AdaptiveGroupNorm(nn.Module):
         if not h.is_contiguous():
             norm = F.group_norm(h, self.groups, eps=self.eps)
             return gamma[:, :, None, None] * norm + beta[:, :, None, None]
-        folded = h.reshape(1, b * c, *h.shape[2:])
-        y = F.group_norm(folded, b * self.groups, gamma.reshape(-1), beta.reshape(-1), self.eps)
-        return y.view(h.shape)
+        # the dtype the three ops would give (fp32 h, bf16 gamma under CPU autocast: fp32)
+        dtype = torch.promote_types(h.dtype, gamma.dtype)
+        folded = h.reshape(1, b * c, *h.shape[2:]).to(dtype)
+        weight, bias = (v.reshape(-1).to(dtype) for v in (gamma, beta))
+        return F.group_norm(folded, b * self.groups, weight, bias, self.eps).view(h.shape)
 
 
 class Recomputable(nn.Module):
